@@ -1,0 +1,44 @@
+# Tests: C unit tests of the core (spec/c) and busted specs (spec/*_spec.lua), all
+# through ctest. The busted interpreter is pinned to lua5.4; the specs load the module
+# from this build tree. Under ASan the uninstrumented lua5.4 needs the runtime preloaded.
+
+find_program(LUA54 lua5.4 REQUIRED)
+find_program(BUSTED busted REQUIRED)
+
+foreach(t fdb ring frame)
+  add_executable(test_${t} spec/c/test_${t}.c)
+  target_link_libraries(test_${t} PRIVATE lscore)
+  add_test(NAME c/${t} COMMAND test_${t})
+endforeach()
+
+set(LS_TEST_ENV
+  "LUA_PATH=${CMAKE_SOURCE_DIR}/lua/?.lua\;${CMAKE_SOURCE_DIR}/lua/?/init.lua\;${CMAKE_SOURCE_DIR}/spec/?.lua\;\;"
+  "LUA_CPATH=${CMAKE_BINARY_DIR}/lib/?.so\;\;"
+  "LUASWITCH_BIN=${CMAKE_BINARY_DIR}/luaswitch"
+  "LUASWITCH_SOURCE=${CMAKE_SOURCE_DIR}"
+  "LUASWITCH_BUILD=${CMAKE_BINARY_DIR}")
+if(LS_SANITIZE STREQUAL "address")
+  execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libasan.so
+                  OUTPUT_VARIABLE LS_ASAN_LIB OUTPUT_STRIP_TRAILING_WHITESPACE)
+  # lua5.4 and busted's C modules are not instrumented: only report our leaks, not theirs.
+  list(APPEND LS_TEST_ENV "LD_PRELOAD=${LS_ASAN_LIB}"
+       "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_odr_violation=0"
+       "LSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/spec/lsan.supp:print_suppressions=0"
+       "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+elseif(LS_SANITIZE STREQUAL "thread")
+  execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libtsan.so
+                  OUTPUT_VARIABLE LS_TSAN_LIB OUTPUT_STRIP_TRAILING_WHITESPACE)
+  list(APPEND LS_TEST_ENV "LD_PRELOAD=${LS_TSAN_LIB}"
+       "TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1")
+endif()
+
+file(GLOB LS_SPECS RELATIVE ${CMAKE_SOURCE_DIR}/spec ${CMAKE_SOURCE_DIR}/spec/*_spec.lua)
+list(SORT LS_SPECS)
+foreach(spec ${LS_SPECS})
+  string(REGEX REPLACE "_spec\\.lua$" "" name ${spec})
+  add_test(NAME spec/${name}
+           COMMAND ${LUA54} ${BUSTED} -o utfTerminal
+                   ${CMAKE_SOURCE_DIR}/spec/${spec}
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(spec/${name} PROPERTIES ENVIRONMENT "${LS_TEST_ENV}" TIMEOUT 300)
+endforeach()

@@ -1,0 +1,251 @@
+--- luaswitch: a userspace L2 Ethernet switch with a C data plane and a Lua control plane.
+--
+-- The data plane (C, libuv, its own thread) does all per-frame work: receiving,
+-- learning, forwarding, flooding, aging. This module configures it at run time and
+-- receives its events off the hot path. Lua never runs per frame.
+--
+--    local luaswitch = require "luaswitch"
+--    local sw = luaswitch.switch { name = "net0", aging = 300, max_macs = 8192 }
+--    local a  = sw:port { kind = "socketpair", name = "a" }
+--    sw:on("learn", function(ev) print(ev.mac, ev.port.name) end)
+--    luaswitch.run(10)          -- dispatch events for 10 seconds
+--
+-- Errors: a programmer error (wrong type, malformed MAC, unknown option, closed object)
+-- raises an error naming the argument; a runtime failure (address in use, ...) returns
+-- `nil, message, code` with code the errno name, e.g. "EADDRINUSE".
+-- @module luaswitch
+
+local core = require "luaswitch.core"
+
+local M = {}
+
+--- Version string of the module.
+M.version = core.version
+--- The C module, for advanced use.
+M.core = core
+
+--- Create a switch (a broadcast domain).
+-- @tparam[opt] table|string opts `name` (string), `aging` (seconds, default 300, 0 = never),
+--   `max_macs` (learned-entry cap, default 8192), `evict` ("oldest" (default), "port" =
+--   the oldest entry of the port with the most entries, or "refuse"). A string is a name.
+-- @treturn switch
+-- @function switch
+M.switch = core.switch
+
+--- Create an endpoint: the far side of a port (a stand-in VM), for sending and receiving
+-- frames from Lua. `path` binds it, `peer` connects it (both unix socket paths).
+-- @tparam table opts `path`, `peer`
+-- @function endpoint
+M.endpoint = core.endpoint
+
+--- Start the data-plane thread (done implicitly by the first switch).
+-- @function start
+M.start = core.start
+--- Close every switch and port and stop the data-plane thread. `start` (or a new
+-- switch) starts it again.
+-- @function stop
+M.stop = core.stop
+--- Is the data-plane thread running?
+-- @function running
+M.running = core.running
+--- Get or set the clock mode: "real" (default) or "manual". A manual clock stands still
+-- until `advance` moves it, so aging can be tested in microseconds.
+-- @function clock
+M.clock = core.clock
+--- Move a manual clock forward by `seconds` and run aging at the new time.
+-- @function advance
+M.advance = core.advance
+--- Seconds on the runtime clock.
+-- @function now
+M.now = core.now
+--- Seconds on the monotonic wall clock (not affected by a manual runtime clock).
+-- @function monotime
+M.monotime = core.monotime
+--- File descriptor that is readable while events are pending; wait on it with any event
+-- loop (luv, cqueues, poll) and call `dispatch(0)`. It changes when the runtime restarts.
+-- @function fileno
+M.fileno = core.fileno
+--- Runtime counters: wakeups, batches, commands, events_lost, buffers, clock.
+-- @function info
+M.info = core.info
+--- Open switches, in creation order.
+-- @function switches
+M.switches = core.switches
+
+local EVENTS = {
+  learn = true, move = true, age = true, evict = true, port = true, error = true, lost = true,
+}
+local EVENT_LIST = "learn, move, age, evict, port, error, lost"
+
+-- handlers[key][event] = { fn, ... }; key is a switch, or M for global handlers
+local handlers = setmetatable({}, { __mode = "k" })
+
+local function check_handler(fname, event, fn, level)
+  if type(event) ~= "string" then
+    error(("bad argument #1 to '%s' (event name expected, got %s)"):format(fname, type(event)), level)
+  end
+  if not EVENTS[event] then
+    error(("bad argument #1 to '%s' (unknown event '%s'; one of %s)"):format(fname, event, EVENT_LIST),
+      level)
+  end
+  if fn ~= nil and type(fn) ~= "function" then
+    error(("bad argument #2 to '%s' (function expected, got %s)"):format(fname, type(fn)), level)
+  end
+end
+
+local function add_handler(key, event, fn)
+  local byev = handlers[key]
+  if not byev then
+    byev = {}
+    handlers[key] = byev
+  end
+  local list = byev[event]
+  if not list then
+    list = {}
+    byev[event] = list
+  end
+  list[#list + 1] = fn
+  return fn
+end
+
+local function remove_handler(key, event, fn)
+  local byev = handlers[key]
+  local list = byev and byev[event]
+  if not list then return 0 end
+  local n = 0
+  for i = #list, 1, -1 do
+    if fn == nil or list[i] == fn then
+      table.remove(list, i)
+      n = n + 1
+    end
+  end
+  return n
+end
+
+local switch_methods = core.methods.switch
+
+--- Register a handler for this switch's events. Events: "learn", "move", "age",
+-- "evict", "port", "error". Several handlers per event run in registration order, from
+-- `dispatch()`, in the Lua thread.
+-- @tparam string event
+-- @tparam function fn called with the event table
+-- @return fn (pass it to `off`)
+function switch_methods.on(sw, event, fn)
+  check_handler("on", event, fn, 3)
+  if fn == nil then error("bad argument #2 to 'on' (function expected, got no value)", 2) end
+  return add_handler(sw, event, fn)
+end
+
+--- Remove a handler (or all handlers of an event when fn is nil).
+-- @treturn integer how many were removed
+function switch_methods.off(sw, event, fn)
+  check_handler("off", event, fn, 3)
+  return remove_handler(sw, event, fn)
+end
+
+--- Register a handler for an event of any switch (and "lost": events dropped because
+-- the ring was full, with `count`).
+function M.on(event, fn)
+  check_handler("on", event, fn, 3)
+  if fn == nil then error("bad argument #2 to 'on' (function expected, got no value)", 2) end
+  return add_handler(M, event, fn)
+end
+
+--- Remove a global handler (or all of an event when fn is nil).
+function M.off(event, fn)
+  check_handler("off", event, fn, 3)
+  return remove_handler(M, event, fn)
+end
+
+--- Counters of the Lua side: events dispatched and handler errors.
+M.stats = { dispatched = 0, handler_errors = 0 }
+
+--- Called with a message when a handler raises an error; replace to log elsewhere.
+-- The default writes to stderr. The switch keeps forwarding either way.
+function M.report(msg)
+  io.stderr:write("luaswitch: ", msg, "\n")
+end
+
+local traceback = debug.traceback
+
+local function run_list(list, ev)
+  if not list or #list == 0 then return end
+  local copy = table.move(list, 1, #list, 1, {})
+  for i = 1, #copy do
+    local ok, err = xpcall(copy[i], traceback, ev)
+    if not ok then
+      M.stats.handler_errors = M.stats.handler_errors + 1
+      local ok2 = pcall(M.report, ("error in '%s' handler: %s"):format(ev.type, tostring(err)))
+      if not ok2 then io.stderr:write("luaswitch: ", tostring(err), "\n") end
+    end
+  end
+end
+
+local function deliver(ev)
+  M.stats.dispatched = M.stats.dispatched + 1
+  local sw = ev.switch
+  if sw then
+    local byev = handlers[sw]
+    if byev then run_list(byev[ev.type], ev) end
+  end
+  local g = handlers[M]
+  if g then run_list(g[ev.type], ev) end
+end
+
+--- Run the handlers of pending events, first waiting up to `timeout` seconds (default 0)
+-- for one to arrive.
+-- @treturn integer number of events dispatched
+function M.dispatch(timeout)
+  timeout = timeout or 0
+  if type(timeout) ~= "number" or timeout ~= timeout or timeout < 0 then
+    error("bad argument #1 to 'dispatch' (non-negative number of seconds expected)", 2)
+  end
+  local evs, lost = core.events()
+  if #evs == 0 and lost == 0 and timeout > 0 then
+    if core.wait(timeout) then evs, lost = core.events() end
+  end
+  if lost > 0 then deliver({ type = "lost", count = lost, time = core.now() }) end
+  for i = 1, #evs do deliver(evs[i]) end
+  return #evs
+end
+
+local quitting = false
+
+--- Dispatch events until `quit()` is called, `seconds` have passed (if given), or no
+-- switch is left.
+-- @tparam[opt] number seconds
+function M.run(seconds)
+  quitting = false
+  local deadline = seconds and core.monotime() + seconds
+  while not quitting do
+    if #core.switches() == 0 then break end
+    local wait = 0.5
+    if deadline then
+      local left = deadline - core.monotime()
+      if left <= 0 then break end
+      if left < wait then wait = left end
+    end
+    M.dispatch(wait)
+  end
+end
+
+--- Make `run()` return after the current dispatch.
+function M.quit()
+  quitting = true
+end
+
+--- Dispatch events until `cond()` returns a true value or `timeout` seconds (default 5)
+-- pass. Returns cond's value, or nil after the timeout.
+function M.wait_until(cond, timeout)
+  local deadline = core.monotime() + (timeout or 5)
+  while true do
+    M.dispatch(0)
+    local v = cond()
+    if v then return v end
+    local left = deadline - core.monotime()
+    if left <= 0 then return nil end
+    M.dispatch(left < 0.01 and left or 0.01)
+  end
+end
+
+return M

@@ -1,0 +1,151 @@
+-- The luaswitch executable: options, running scripts and -e chunks, serving until a
+-- signal with events dispatched, clean teardown (socket files removed), and the
+-- examples, each run as documented.
+
+local luaswitch = require "luaswitch"
+local S = require "support"
+
+local BIN = os.getenv("LUASWITCH_BIN") or "build/luaswitch"
+local SRC = os.getenv("LUASWITCH_SOURCE") or "."
+
+-- run a shell command; returns stdout, exit code (stderr goes to stdout with 2>&1 in cmd)
+local function run(cmd)
+  local p = io.popen(cmd .. "; echo \"::rc=$?\"")
+  local out = p:read("a")
+  p:close()
+  local rc = tonumber(out:match("::rc=(%d+)%s*$"))
+  return out:gsub("::rc=%d+%s*$", ""), rc
+end
+
+local function exists(path) return os.execute("test -e '" .. path .. "'") == true end
+
+local function alive(pid) return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
+
+-- start the executable in the background; returns its pid
+local function spawn(args, out)
+  local p = io.popen(("%s %s >%s 2>&1 & echo $!"):format(BIN, args, out))
+  local pid = tonumber(p:read("l"))
+  p:close()
+  return pid
+end
+
+describe("the luaswitch executable", function()
+  local dir, pids
+
+  before_each(function()
+    dir = S.tmpdir()
+    pids = {}
+  end)
+
+  after_each(function()
+    for _, pid in ipairs(pids) do os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+    S.cleanup()
+  end)
+
+  it("prints its version and usage", function()
+    local out, rc = run(BIN .. " --version")
+    assert.equal(0, rc)
+    assert.matches("^luaswitch " .. luaswitch.version:gsub("%.", "%%.") .. " %(Lua 5%.4", out)
+    out, rc = run(BIN .. " --help")
+    assert.equal(0, rc)
+    assert.matches("usage: luaswitch %[options%] %[script%.lua %[args%.%.%.%]%]", out)
+    assert.matches("%-e CODE", out)
+    out, rc = run(BIN .. " --bogus 2>&1")
+    assert.equal(2, rc)
+    assert.matches("unknown option '%-%-bogus'", out)
+  end)
+
+  it("runs -e chunks and scripts with their arguments", function()
+    local out, rc = run(BIN .. [[ -e 'print(require("luaswitch").version)']])
+    assert.equal(0, rc)
+    assert.equal(luaswitch.version .. "\n", out)
+    local f = io.open(dir .. "/args.lua", "w")
+    f:write("print(select('#', ...), table.concat({ ... }, ','), arg[0], arg[2])\n")
+    f:close()
+    out, rc = run(BIN .. " -e 'x=1' " .. dir .. "/args.lua one two")
+    assert.equal(0, rc)
+    assert.equal(("2\tone,two\t%s/args.lua\ttwo\n"):format(dir), out)
+  end)
+
+  it("reports a script error with its location and exits 1", function()
+    local f = io.open(dir .. "/bad.lua", "w")
+    f:write("local luaswitch = require 'luaswitch'\nluaswitch.switch { aging = -1 }\n")
+    f:close()
+    local out, rc = run(BIN .. " " .. dir .. "/bad.lua 2>&1")
+    assert.equal(1, rc)
+    assert.matches("bad%.lua:2: luaswitch%.switch: bad option 'aging'", out)
+    assert.matches("stack traceback", out)
+  end)
+
+  it("serves a script's switches, dispatching events, until SIGTERM; then cleans up", function()
+    local script = dir .. "/serve.lua"
+    local f = io.open(script, "w")
+    f:write(([[
+      local luaswitch = require "luaswitch"
+      local sw = luaswitch.switch "served"
+      sw:port { kind = "unix", name = "vm", path = %q }
+      sw:port { kind = "socketpair", name = "other" }
+      sw:on("learn", function(ev) print("learned " .. ev.mac); io.stdout:flush() end)
+    ]]):format(dir .. "/sw.sock"))
+    f:close()
+    local pid = spawn(script, dir .. "/out.txt")
+    pids[#pids + 1] = pid
+    S.eventually(function() return exists(dir .. "/sw.sock") end, 5, "the socket file")
+    local vm = luaswitch.endpoint { path = dir .. "/vm.sock", peer = dir .. "/sw.sock" }
+    vm:send(S.frame(7, S.BCAST))
+    S.eventually(function()
+      return (S.read_file(dir .. "/out.txt") or ""):match("learned 02:00:00:00:00:07")
+    end, 5, "the learn event handled by the served script")
+    vm:close()
+    assert.is_true(alive(pid))
+    os.execute("kill -TERM " .. pid)
+    S.eventually(function() return not alive(pid) end, 5, "exit after SIGTERM")
+    assert.is_false(exists(dir .. "/sw.sock"))
+  end)
+
+  it("interrupts a busy script on SIGINT and still removes what it created", function()
+    local script = dir .. "/busy.lua"
+    local f = io.open(script, "w")
+    f:write(([[
+      local luaswitch = require "luaswitch"
+      local sw = luaswitch.switch "busy"
+      sw:port { kind = "unix", name = "vm", path = %q }
+      io.stdout:write("ready\n"); io.stdout:flush()
+      while true do end
+    ]]):format(dir .. "/busy.sock"))
+    f:close()
+    local pid = spawn(script, dir .. "/out.txt")
+    pids[#pids + 1] = pid
+    S.eventually(function() return (S.read_file(dir .. "/out.txt") or ""):match("ready") end, 5, "ready")
+    os.execute("kill -INT " .. pid)
+    S.eventually(function() return not alive(pid) end, 5, "exit after SIGINT")
+    assert.matches("interrupted!", S.read_file(dir .. "/out.txt"))
+    assert.is_false(exists(dir .. "/busy.sock"))
+  end)
+
+  it("exits by itself when the script leaves no switch open", function()
+    local out, rc = run(BIN .. [[ -e 'local l = require "luaswitch"; local s = l.switch "x"; s:close()']])
+    assert.equal(0, rc)
+    assert.equal("", out)
+  end)
+end)
+
+describe("examples", function()
+  it("demo.lua runs as documented: learns three hosts, unicasts 100000 frames to bob only", function()
+    local out, rc = run(BIN .. " " .. SRC .. "/examples/demo.lua 2>&1")
+    assert.equal(0, rc, out)
+    assert.matches("learn  02:00:00:00:00:01  on port alice", out)
+    assert.matches("learn  02:00:00:00:00:02  on port bob", out)
+    assert.matches("learn  02:00:00:00:00:03  on port carol", out)
+    assert.matches("bob received 100000 frames in order %(0 lost, 0 reordered%)", out)
+    assert.matches("carol received 0 of them", out)
+    assert.matches("switch: 100000 unicast, 3 flooded, 3 MACs learned", out)
+  end)
+
+  it("demo.lua also runs under stock lua5.4 with the module on its paths", function()
+    local out, rc = run(("LUA_PATH=%q LUA_CPATH=%q lua5.4 %s/examples/demo.lua 2>&1"):format(
+      package.path, package.cpath, SRC))
+    assert.equal(0, rc, out)
+    assert.matches("bob received 100000 frames in order", out)
+  end)
+end)

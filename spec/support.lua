@@ -1,0 +1,131 @@
+-- spec/support.lua — helpers shared by the busted specs.
+--
+-- Frames, temporary directories (removed even when a spec fails), deadline-based
+-- waiting, and process introspection (/proc) for threads, fds and CPU time.
+
+local luaswitch = require "luaswitch"
+local frame = require "luaswitch.frame"
+
+local S = {}
+
+S.BCAST = frame.BROADCAST
+S.mac = frame.mac
+
+--- A frame from host number `src` to `dst` (a host number or MAC text).
+function S.frame(src, dst, opts)
+  opts = opts or {}
+  return frame.ethernet {
+    src = type(src) == "number" and frame.mac(src) or src,
+    dst = type(dst) == "number" and frame.mac(dst) or dst,
+    type = opts.type, vlan = opts.vlan,
+    payload = opts.payload or "luaswitch spec",
+    size = opts.size or 60,
+  }
+end
+
+--- Receive every frame that arrives on endpoint `ep` within `window` seconds.
+function S.collect(ep, window)
+  local got = {}
+  local deadline = luaswitch.monotime() + (window or 0.2)
+  while true do
+    local left = deadline - luaswitch.monotime()
+    if left <= 0 then break end
+    local f = ep:recv(left)
+    if f then got[#got + 1] = f end
+  end
+  return got
+end
+
+--- Wait (dispatching events) until cond() is true; fail the spec after `timeout`.
+function S.eventually(cond, timeout, what)
+  local v = luaswitch.wait_until(cond, timeout or 5)
+  assert(v, "timed out waiting for " .. (what or "condition"))
+  return v
+end
+
+--- A fresh temporary directory; S.cleanup() removes them all.
+local dirs = {}
+function S.tmpdir()
+  local p = io.popen("mktemp -d /tmp/luaswitch-spec.XXXXXX")
+  local d = p:read("l")
+  p:close()
+  dirs[#dirs + 1] = d
+  return d
+end
+
+function S.cleanup()
+  for _, d in ipairs(dirs) do os.execute("rm -rf '" .. d .. "'") end
+  dirs = {}
+end
+
+local function read_file(path)
+  local f = io.open(path)
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+S.read_file = read_file
+
+--- Thread ids of this process by name (comm).
+function S.threads()
+  local p = io.popen("ls /proc/" .. S.pid() .. "/task 2>/dev/null")
+  local list = {}
+  for tid in p:lines() do
+    local comm = read_file("/proc/self/task/" .. tid .. "/comm")
+    if comm then list[#list + 1] = { tid = tid, name = comm:gsub("%s+$", "") } end
+  end
+  p:close()
+  return list
+end
+
+--- The data-plane thread's CPU time in seconds (nil if it is not running).
+function S.dataplane_cpu()
+  for _, t in ipairs(S.threads()) do
+    if t.name == "luaswitch-dp" then
+      local s = read_file("/proc/self/task/" .. t.tid .. "/schedstat")
+      if s then return tonumber(s:match("^(%d+)")) / 1e9 end
+    end
+  end
+  return nil
+end
+
+--- Number of open file descriptors of this process (not counting the one ls uses).
+function S.fd_count()
+  local p = io.popen("ls /proc/" .. S.pid() .. "/fd | wc -l")
+  local n = tonumber(p:read("l"))
+  p:close()
+  return n
+end
+
+function S.pid()
+  local stat = read_file("/proc/self/stat")
+  return tonumber(stat:match("^(%d+)"))
+end
+
+--- Number of threads of this process.
+function S.thread_count()
+  local stat = read_file("/proc/self/status")
+  return tonumber(stat:match("Threads:%s*(%d+)"))
+end
+
+--- Resident set size in kB.
+function S.rss_kb()
+  local stat = read_file("/proc/self/status")
+  return tonumber(stat:match("VmRSS:%s*(%d+)"))
+end
+
+--- Count events of each type delivered for switch sw from now on.
+function S.record(sw, types)
+  local rec = { list = {} }
+  for _, t in ipairs(types or { "learn", "move", "age", "evict", "port", "error" }) do
+    rec[t] = {}
+    sw:on(t, function(ev)
+      rec[t][#rec[t] + 1] = ev
+      rec.list[#rec.list + 1] = ev
+    end)
+  end
+  return rec
+end
+
+return S

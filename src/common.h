@@ -1,0 +1,28 @@
+/*
+ * common.h — small shared definitions for the luaswitch C core.
+ *
+ * Owns: branch hints, container_of, time units and the "no index" sentinel used by
+ * the index-linked structures (FDB lists, fairness heap). Nothing here allocates or
+ * depends on libuv or Lua.
+ */
+#ifndef LS_COMMON_H
+#define LS_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LS_LIKELY(x) __builtin_expect(!!(x), 1)
+#define LS_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+#define LS_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+#define LS_NSEC 1000000000ULL
+#define LS_NONE UINT32_MAX
+
+#define LS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#define LS_NAME_MAX 64 /* switch and port names, including the NUL */
+
+#define LS_VERSION "0.1.0"
+
+#endif

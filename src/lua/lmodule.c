@@ -1,0 +1,363 @@
+/*
+ * lmodule.c — luaopen_luaswitch_core: the module table, the per-state runtime, the clock,
+ * and event delivery to Lua.
+ *
+ * Owns: the one ls_runtime of each Lua state (a userdata in the registry whose __gc
+ * stops the data plane when the state closes), the object registries, and the
+ * conversion of ls_event records into Lua tables. The Lua layer (lua/luaswitch/init.lua)
+ * builds the public API on top: handlers, dispatch, run.
+ */
+#include "frame.h"
+#include "lutil.h"
+
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Every live runtime of the process, so that exit() without closing the Lua state
+ * (os.exit(code), busted) still closes ports and removes socket files. */
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static ls_runtime *live[64];
+static bool atexit_set;
+
+static void stop_all_at_exit(void) {
+  pthread_mutex_lock(&live_mu);
+  for (size_t i = 0; i < LS_ARRAY_LEN(live); i++)
+    if (live[i]) ls_runtime_stop(live[i]);
+  pthread_mutex_unlock(&live_mu);
+}
+
+static void track(ls_runtime *rt, bool add) {
+  pthread_mutex_lock(&live_mu);
+  for (size_t i = 0; i < LS_ARRAY_LEN(live); i++) {
+    if (add && !live[i]) {
+      live[i] = rt;
+      break;
+    }
+    if (!add && live[i] == rt) {
+      live[i] = NULL;
+      break;
+    }
+  }
+  if (add && !atexit_set) atexit_set = atexit(stop_all_at_exit) == 0;
+  pthread_mutex_unlock(&live_mu);
+}
+
+static int rt_gc(lua_State *L) {
+  lsl_runtime *r = luaL_checkudata(L, 1, LSL_RUNTIME);
+  if (r->rt) {
+    track(r->rt, false);
+    ls_runtime_free(r->rt);
+    r->rt = NULL;
+  }
+  return 0;
+}
+
+/* luaswitch.start() */
+static int m_start(lua_State *L) {
+  lsl_running(L);
+  return 0;
+}
+
+/* luaswitch.stop(): close every switch and port, stop the data-plane thread. */
+static int m_stop(lua_State *L) {
+  lsl_runtime *r = lsl_get_runtime(L);
+  lsl_mark_all_closed(L);
+  if (r->rt) ls_runtime_stop(r->rt);
+  return 0;
+}
+
+static int m_running(lua_State *L) {
+  lsl_runtime *r = lsl_get_runtime(L);
+  lua_pushboolean(L, r->rt && ls_runtime_running(r->rt));
+  return 1;
+}
+
+/* luaswitch.clock(["manual" | "real"]) -> current mode */
+static int m_clock(lua_State *L) {
+  static const char *const modes[] = {"real", "manual", NULL};
+  ls_runtime *rt = lsl_running(L);
+  if (!lua_isnoneornil(L, 1)) {
+    int m = luaL_checkoption(L, 1, NULL, modes);
+    int err = ls_runtime_set_manual(rt, m == 1);
+    if (err) return lsl_fail(L, err, "clock");
+  }
+  bool manual = false;
+  int err = ls_runtime_now(rt, NULL, &manual);
+  if (err) return lsl_fail(L, err, "clock");
+  lua_pushstring(L, manual ? "manual" : "real");
+  return 1;
+}
+
+/* luaswitch.advance(seconds): move a manual clock forward and run aging at once. */
+static int m_advance(lua_State *L) {
+  double s = luaL_checknumber(L, 1);
+  luaL_argcheck(L, s >= 0 && s <= 1e9 && !isnan(s), 1, "seconds must be between 0 and 1e9");
+  ls_runtime *rt = lsl_running(L);
+  int err = ls_runtime_advance(rt, (uint64_t)llround(s * 1e9));
+  if (err == -EINVAL)
+    return luaL_error(L, "advance: the clock is not manual (call luaswitch.clock(\"manual\"))");
+  if (err) return lsl_fail(L, err, "advance");
+  return 0;
+}
+
+/* luaswitch.now() -> seconds on the runtime clock */
+static int m_now(lua_State *L) {
+  ls_runtime *rt = lsl_running(L);
+  uint64_t now = 0;
+  int err = ls_runtime_now(rt, &now, NULL);
+  if (err) return lsl_fail(L, err, "now");
+  lua_pushnumber(L, lsl_seconds(now));
+  return 1;
+}
+
+/* luaswitch.fileno() -> fd that is readable while events are pending */
+static int m_fileno(lua_State *L) {
+  ls_runtime *rt = lsl_running(L);
+  lua_pushinteger(L, ls_runtime_event_fd(rt));
+  return 1;
+}
+
+/* core.wait(timeout) -> true if events are pending (waits up to timeout seconds) */
+static int m_wait(lua_State *L) {
+  double t = luaL_optnumber(L, 1, 0);
+  luaL_argcheck(L, t >= 0 && !isnan(t), 1, "timeout must be a non-negative number of seconds");
+  lsl_runtime *r = lsl_get_runtime(L);
+  int fd = r->rt ? ls_runtime_event_fd(r->rt) : -1;
+  int ms = t > 2e6 ? 2000000000 : (int)ceil(t * 1000);
+  struct pollfd pfd = {fd, POLLIN, 0};
+  int n = poll(&pfd, 1, ms); /* with fd -1 this just sleeps; EINTR returns early */
+  lua_pushboolean(L, n > 0 && (pfd.revents & POLLIN));
+  return 1;
+}
+
+static const char *const reason_names[] = {"none", "admin", "hangup", "peer", "error", "tx", "rx"};
+
+static const char *reason_name(int r) {
+  return r >= 0 && r < (int)LS_ARRAY_LEN(reason_names) ? reason_names[r] : "unknown";
+}
+
+static void push_event(lua_State *L, const ls_event *ev) {
+  static const char *const types[] = {NULL, "learn", "move", "age", "evict", "port", "error"};
+  lua_createtable(L, 0, 10);
+  int t = lua_gettop(L);
+  lua_pushstring(L, ev->type < LS_ARRAY_LEN(types) && types[ev->type] ? types[ev->type] : "?");
+  lua_setfield(L, t, "type");
+  lsl_push_object(L, LSL_SWITCHES, ev->switch_id);
+  lua_setfield(L, t, "switch");
+  lua_pushnumber(L, lsl_seconds(ev->time));
+  lua_setfield(L, t, "time");
+  if (ev->port_id) {
+    lsl_push_object(L, LSL_PORTS, ev->port_id);
+    lua_setfield(L, t, "port");
+    lua_pushinteger(L, ev->port_id);
+    lua_setfield(L, t, "port_id");
+  }
+  switch (ev->type) {
+  case LS_EV_LEARN:
+  case LS_EV_MOVE:
+  case LS_EV_AGE:
+  case LS_EV_EVICT:
+    lsl_push_mac(L, ev->mac);
+    lua_setfield(L, t, "mac");
+    lua_pushinteger(L, ev->vlan);
+    lua_setfield(L, t, "vlan");
+    if (ev->type == LS_EV_MOVE) {
+      lsl_push_object(L, LSL_PORTS, ev->port2_id);
+      lua_setfield(L, t, "from");
+      lua_getfield(L, t, "port");
+      lua_setfield(L, t, "to");
+    } else if (ev->type == LS_EV_AGE) {
+      lua_pushnumber(L, lsl_seconds((uint64_t)ev->value));
+      lua_setfield(L, t, "age");
+    } else if (ev->type == LS_EV_EVICT) {
+      lua_pushliteral(L, "cap");
+      lua_setfield(L, t, "reason");
+    }
+    break;
+  case LS_EV_PORT:
+    lua_pushstring(L, (ev->state & 3) == 3 ? "up" : "down");
+    lua_setfield(L, t, "state");
+    lua_pushboolean(L, ev->state & 1);
+    lua_setfield(L, t, "admin");
+    lua_pushboolean(L, (ev->state & 2) != 0);
+    lua_setfield(L, t, "link");
+    lua_pushstring(L, reason_name(ev->reason));
+    lua_setfield(L, t, "reason");
+    break;
+  case LS_EV_ERROR:
+    lua_pushstring(L, lsl_errname((int)ev->value));
+    lua_setfield(L, t, "code");
+    lua_pushstring(L, uv_strerror((int)ev->value));
+    lua_setfield(L, t, "message");
+    lua_pushstring(L, reason_name(ev->reason));
+    lua_setfield(L, t, "where");
+    break;
+  default:
+    break;
+  }
+}
+
+/* core.events([max = 4096]) -> { event, ... }, lost */
+static int m_events(lua_State *L) {
+  lua_Integer max = luaL_optinteger(L, 1, 4096);
+  luaL_argcheck(L, max > 0 && max <= 1 << 20, 1, "max must be between 1 and 1048576");
+  lsl_runtime *r = lsl_get_runtime(L);
+  lua_newtable(L);
+  if (!r->rt || !ls_runtime_running(r->rt)) {
+    lua_pushinteger(L, 0);
+    return 2;
+  }
+  ls_event buf[256];
+  uint64_t lost_total = 0;
+  lua_Integer n = 0;
+  while (n < max) {
+    uint32_t want = (uint32_t)(max - n < 256 ? max - n : 256);
+    uint64_t lost = 0;
+    uint32_t got = ls_runtime_events(r->rt, buf, want, &lost);
+    lost_total += lost;
+    for (uint32_t i = 0; i < got; i++) {
+      push_event(L, &buf[i]);
+      lua_rawseti(L, -2, ++n);
+    }
+    if (got < want) break;
+  }
+  lua_pushinteger(L, (lua_Integer)lost_total);
+  return 2;
+}
+
+/* luaswitch.info() -> runtime counters */
+static int m_info(lua_State *L) {
+  lsl_runtime *r = lsl_get_runtime(L);
+  lua_createtable(L, 0, 10);
+  lua_pushboolean(L, r->rt && ls_runtime_running(r->rt));
+  lua_setfield(L, -2, "running");
+  if (!r->rt || !ls_runtime_running(r->rt)) return 1;
+  ls_runtime_info in;
+  int err = ls_runtime_info_get(r->rt, &in);
+  if (err) return lsl_fail(L, err, "info");
+#define ISET(k, v)                                                                                 \
+  do {                                                                                             \
+    lua_pushinteger(L, (lua_Integer)(v));                                                          \
+    lua_setfield(L, -2, k);                                                                        \
+  } while (0)
+  ISET("switches", in.switches);
+  ISET("wakeups", in.stats.wakeups);
+  ISET("batches", in.stats.batches);
+  ISET("commands", in.stats.commands);
+  ISET("events_lost", in.events_dropped);
+  ISET("buffers_live", in.buffers_live);
+  ISET("buffers_allocated", in.buffers_allocated);
+#undef ISET
+  lua_pushstring(L, in.manual ? "manual" : "real");
+  lua_setfield(L, -2, "clock");
+  lua_pushnumber(L, lsl_seconds(in.now));
+  lua_setfield(L, -2, "now");
+  return 1;
+}
+
+static int id_cmp(const void *a, const void *b) {
+  lua_Integer x = *(const lua_Integer *)a, y = *(const lua_Integer *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* luaswitch.switches() -> { switch, ... } in creation order */
+static int m_switches(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, LSL_SWITCHES);
+  int t = lua_gettop(L);
+  lua_Integer ids[LS_MAX_SWITCHES];
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, t) && n < LS_MAX_SWITCHES) {
+    ids[n++] = lua_tointeger(L, -2);
+    lua_pop(L, 1);
+  }
+  qsort(ids, (size_t)n, sizeof(ids[0]), id_cmp);
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, t, ids[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+/* luaswitch.monotime() -> seconds on CLOCK_MONOTONIC (wall time, unaffected by clock()) */
+static int m_monotime(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+  return 1;
+}
+
+/* core.parse_mac(s) -> normalised "xx:xx:xx:xx:xx:xx" | nil */
+static int m_parse_mac(lua_State *L) {
+  uint8_t mac[6];
+  const char *s = luaL_checkstring(L, 1);
+  if (ls_mac_parse(s, mac) != 0) return 0;
+  lsl_push_mac(L, mac);
+  return 1;
+}
+
+static const luaL_Reg funcs[] = {
+    {"start", m_start},         {"stop", m_stop},
+    {"running", m_running},     {"clock", m_clock},
+    {"advance", m_advance},     {"now", m_now},
+    {"fileno", m_fileno},       {"wait", m_wait},
+    {"events", m_events},       {"info", m_info},
+    {"switches", m_switches},   {"parse_mac", m_parse_mac},
+    {"switch", lsl_switch_new}, {"endpoint", lsl_endpoint_new},
+    {"monotime", m_monotime},   {NULL, NULL},
+};
+
+LUAMOD_API int luaopen_luaswitch_core(lua_State *L);
+LUAMOD_API int luaopen_luaswitch_core(lua_State *L) {
+  /* Registries (kept if the module is opened twice in one state). */
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LSL_SWITCHES) == LUA_TNIL) {
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, LSL_SWITCHES);
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, LSL_PORTS);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "v");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, LSL_CLOSED);
+  }
+  lua_pop(L, 1);
+
+  lsl_open_switch(L);
+  lsl_open_port(L);
+  lsl_open_endpoint(L);
+
+  /* The runtime: created stopped; its __gc (last to run, being first created) stops it. */
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LSL_RUNTIME_OBJ) == LUA_TNIL) {
+    lsl_runtime *r = lua_newuserdatauv(L, sizeof(*r), 0);
+    r->rt = NULL;
+    luaL_newmetatable(L, LSL_RUNTIME);
+    lua_pushcfunction(L, rt_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    r->rt = ls_runtime_new(0);
+    if (!r->rt) return luaL_error(L, "luaswitch: out of memory");
+    track(r->rt, true);
+    lua_setfield(L, LUA_REGISTRYINDEX, LSL_RUNTIME_OBJ);
+  }
+  lua_pop(L, 1);
+
+  luaL_newlib(L, funcs);
+  lua_createtable(L, 0, 2);
+  lua_getfield(L, LUA_REGISTRYINDEX, LSL_SWITCH_METHODS);
+  lua_setfield(L, -2, "switch");
+  lua_getfield(L, LUA_REGISTRYINDEX, LSL_PORT_METHODS);
+  lua_setfield(L, -2, "port");
+  lua_setfield(L, -2, "methods");
+  lua_pushliteral(L, LS_VERSION);
+  lua_setfield(L, -2, "version");
+  return 1;
+}

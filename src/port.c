@@ -1,0 +1,381 @@
+/*
+ * port.c — the kind-independent half of a port: transmit queue, state, events, joining
+ * and leaving a switch (see port.h).
+ */
+#include "port.h"
+#include "frame.h"
+#include "switch.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint32_t pow2_at_least(uint32_t n) {
+  uint32_t c = 1;
+  while (c < n) c <<= 1;
+  return c;
+}
+
+static uint8_t class_for_mtu(uint32_t mtu) {
+  return ls_pool_class_for(mtu + LS_ETH_HLEN + LS_MAX_TAGS * LS_VLAN_HLEN);
+}
+
+static void set_watermarks(ls_port *p) {
+  uint32_t q = p->cfg.txqlen;
+  p->hiwat = q > 2 * LS_BATCH ? q - LS_BATCH : (q + 1) / 2;
+  p->lowat = p->hiwat / 2;
+}
+
+int ls_port_init(ls_port *p, const ls_port_ops *ops, ls_runtime *rt, const ls_port_config *cfg) {
+  p->ops = ops;
+  p->rt = rt;
+  p->cfg = *cfg;
+  p->rx_cls = class_for_mtu(cfg->mtu);
+  p->admin_up = cfg->up;
+  p->link_up = false;
+  uint32_t cap = pow2_at_least(cfg->txqlen);
+  p->txq = calloc(cap, sizeof(*p->txq));
+  if (!p->txq) return -ENOMEM;
+  p->txq_mask = cap - 1;
+  p->id = ls_runtime_new_id(rt);
+  set_watermarks(p);
+  return 0;
+}
+
+void ls_port_fini(ls_port *p) {
+  free(p->txq);
+  p->txq = NULL;
+  free(p->waiters);
+  p->waiters = NULL;
+}
+
+/* ---- backpressure ------------------------------------------------------------------------ */
+
+static void release_waiters(ls_port *p) {
+  for (uint32_t i = 0; i < p->nwaiters; i++) {
+    ls_port *w = p->waiters[i];
+    if (w->blocked && --w->blocked == 0 && w->ops->update) w->ops->update(w);
+  }
+  p->nwaiters = 0;
+}
+
+static void congest(ls_port *p) {
+  ls_runtime *rt = p->rt;
+  p->congested = true;
+  p->stalled = false;
+  p->congested_since = rt->now;
+  p->cong_next = rt->congested;
+  rt->congested = p;
+  ls_rt_watch_congestion(rt);
+}
+
+static void uncongest(ls_port *p) {
+  if (!p->congested) return;
+  p->congested = false;
+  p->stalled = false;
+  for (ls_port **pp = &p->rt->congested; *pp; pp = &(*pp)->cong_next) {
+    if (*pp == p) {
+      *pp = p->cong_next;
+      break;
+    }
+  }
+  p->cong_next = NULL;
+  release_waiters(p);
+}
+
+void ls_port_stall(ls_port *p) {
+  p->stalled = true;
+  release_waiters(p);
+}
+
+bool ls_port_batch_done(ls_port *in) {
+  bool pause = false;
+  for (uint32_t i = 0; i < in->nfed; i++) {
+    ls_port *out = in->fed[i];
+    if (!out->congested || out->stalled || !out->attached) continue;
+    bool already = false;
+    for (uint32_t j = 0; j < out->nwaiters; j++) already |= out->waiters[j] == in;
+    if (already) continue;
+    if (out->nwaiters == out->waiters_cap) {
+      uint32_t ncap = out->waiters_cap ? out->waiters_cap * 2 : 4;
+      ls_port **nw = realloc(out->waiters, ncap * sizeof(*nw));
+      if (!nw) continue; /* no memory to wait: the frames will be dropped at the bound */
+      out->waiters = nw;
+      out->waiters_cap = ncap;
+    }
+    out->waiters[out->nwaiters++] = in;
+    in->blocked++;
+    pause = true;
+  }
+  in->nfed = 0;
+  if (pause && in->ops->update) in->ops->update(in);
+  return pause;
+}
+
+void ls_port_sent(ls_port *p, uint32_t n) {
+  (void)n;
+  p->last_progress = p->rt->now;
+  if (p->congested && p->txq_len <= p->lowat) uncongest(p);
+}
+
+/* A closing port may be waiting on others: take it off their lists. */
+static void forget_waiter(ls_port *p) {
+  ls_switch *sw = p->sw;
+  for (uint32_t i = 0; i < sw->nports; i++) {
+    ls_port *o = sw->ports[i];
+    for (uint32_t j = 0; j < o->nwaiters; j++) {
+      if (o->waiters[j] == p) {
+        o->waiters[j] = o->waiters[--o->nwaiters];
+        break;
+      }
+    }
+  }
+  p->blocked = 0;
+  p->nfed = 0;
+}
+
+/* ---- data plane --------------------------------------------------------------------------- */
+
+bool ls_port_enqueue(ls_port *p, ls_buf *b, uint32_t payload) {
+  p->st.tx_queued++;
+  if (LS_UNLIKELY(payload > p->cfg.mtu)) {
+    p->st.drops.tx_mtu++;
+    return false;
+  }
+  if (LS_UNLIKELY(p->txq_len >= p->cfg.txqlen)) {
+    p->st.drops.tx_full++;
+    return false;
+  }
+  ls_buf_ref(b);
+  p->txq[(p->txq_head + p->txq_len) & p->txq_mask] = b;
+  p->txq_len++;
+  if (LS_UNLIKELY(p->txq_len >= p->hiwat) && !p->congested) congest(p);
+  ls_rt_mark_dirty(p->rt, p);
+  return true;
+}
+
+void ls_port_drain_queue(ls_port *p) {
+  while (p->txq_len) {
+    ls_buf_unref(&p->rt->pool, p->txq[p->txq_head]);
+    p->txq_head = (p->txq_head + 1) & p->txq_mask;
+    p->txq_len--;
+    p->st.drops.tx_down++;
+  }
+  p->txq_head = 0;
+  uncongest(p);
+}
+
+static void emit_port_event(ls_port *p, int reason) {
+  ls_event ev;
+  memset(&ev, 0, sizeof(ev));
+  ev.type = LS_EV_PORT;
+  ev.switch_id = p->sw ? p->sw->id : 0;
+  ev.port_id = p->id;
+  ev.state = (uint8_t)((p->admin_up ? 1 : 0) | (p->link_up ? 2 : 0));
+  ev.reason = (uint8_t)reason;
+  ls_rt_emit(p->rt, &ev);
+}
+
+/* Forwarding through this port stopped: forget where its addresses were, drop its queue. */
+static void went_down(ls_port *p) {
+  ls_fdb_filter flt = {.owner = &p->owner, .vlan = -1, .dynamic = true, .statics = false};
+  ls_fdb_flush(&p->sw->fdb, &flt);
+  ls_port_drain_queue(p);
+}
+
+void ls_port_set_link(ls_port *p, bool up, int reason) {
+  if (p->link_up == up) return;
+  bool was = ls_port_forwarding(p);
+  p->link_up = up;
+  if (!up && reason == LS_REASON_HANGUP) p->st.hangups++;
+  if (was && !ls_port_forwarding(p)) went_down(p);
+  emit_port_event(p, reason);
+  if (p->ops->update) p->ops->update(p);
+}
+
+void ls_port_error(ls_port *p, int err, int where) {
+  ls_event ev;
+  memset(&ev, 0, sizeof(ev));
+  ev.type = LS_EV_ERROR;
+  ev.switch_id = p->sw ? p->sw->id : 0;
+  ev.port_id = p->id;
+  ev.value = err;
+  ev.reason = (uint8_t)where;
+  ls_rt_emit(p->rt, &ev);
+}
+
+void ls_port_release(ls_port *p) {
+  ls_port_fini(p);
+  p->ops->destroy(p);
+}
+
+void ls_port_close_dp(ls_port *p) {
+  ls_switch *sw = p->sw;
+  p->closing = true;
+  /* Leave the switch first, so no frame is forwarded to it from here on. */
+  uint32_t i = p->index;
+  sw->ports[i] = sw->ports[sw->nports - 1];
+  sw->ports[i]->index = i;
+  sw->nports--;
+  ls_fdb_owner_remove(&sw->fdb, &p->owner);
+  ls_rt_unmark_dirty(p->rt, p);
+  ls_port_drain_queue(p); /* also releases inputs waiting on it */
+  forget_waiter(p);
+  p->attached = false;
+  p->ops->detach(p); /* ends in ls_port_release() */
+}
+
+/* ---- control plane ------------------------------------------------------------------------- */
+
+typedef struct {
+  ls_switch *sw;
+  ls_port *p;
+} add_arg;
+
+static int cmd_add(ls_runtime *rt, ls_cmd *cmd) {
+  (void)rt;
+  add_arg *a = cmd->arg;
+  ls_switch *sw = a->sw;
+  ls_port *p = a->p;
+  if (!sw->attached) return -EINVAL;
+  if (sw->nports >= LS_MAX_PORTS) return -EMFILE;
+  for (uint32_t i = 0; i < sw->nports; i++)
+    if (strcmp(sw->ports[i]->cfg.name, p->cfg.name) == 0) return -EEXIST;
+  if (sw->nports == sw->ports_cap) {
+    uint32_t ncap = sw->ports_cap ? sw->ports_cap * 2 : 8;
+    ls_port **np = realloc(sw->ports, ncap * sizeof(*np));
+    if (!np) return -ENOMEM;
+    sw->ports = np;
+    sw->ports_cap = ncap;
+  }
+  int r = ls_fdb_owner_add(&sw->fdb, &p->owner);
+  if (r) return r;
+  p->sw = sw;
+  p->index = sw->nports;
+  sw->ports[sw->nports++] = p;
+  p->attached = true;
+  r = p->ops->attach(p);
+  if (r) {
+    sw->nports--;
+    ls_fdb_owner_remove(&sw->fdb, &p->owner);
+    p->attached = false;
+    p->sw = NULL;
+    return r;
+  }
+  return 0;
+}
+
+int ls_port_add(ls_switch *sw, ls_port *p) {
+  add_arg a = {sw, p};
+  int r = ls_runtime_call(sw->rt, cmd_add, &a);
+  if (r) {
+    ls_port_fini(p);
+    p->ops->destroy(p);
+  }
+  return r;
+}
+
+static int cmd_close(ls_runtime *rt, ls_cmd *cmd) {
+  (void)rt;
+  ls_port *p = cmd->arg;
+  if (!p->attached) return -EINVAL;
+  ls_port_close_dp(p);
+  return 0;
+}
+
+int ls_port_close(ls_port *p) {
+  return ls_runtime_call(p->rt, cmd_close, p);
+}
+
+typedef struct {
+  ls_port *p;
+  bool up;
+  const ls_port_config *cfg;
+  void *out;
+} port_arg;
+
+static int cmd_admin(ls_runtime *rt, ls_cmd *cmd) {
+  (void)rt;
+  port_arg *a = cmd->arg;
+  ls_port *p = a->p;
+  if (p->admin_up == a->up) return 0;
+  bool was = ls_port_forwarding(p);
+  p->admin_up = a->up;
+  p->cfg.up = a->up;
+  if (was && !ls_port_forwarding(p)) went_down(p);
+  emit_port_event(p, LS_REASON_ADMIN);
+  if (p->ops->update) p->ops->update(p);
+  return 0;
+}
+
+int ls_port_set_admin(ls_port *p, bool up) {
+  port_arg a = {.p = p, .up = up};
+  return ls_runtime_call(p->rt, cmd_admin, &a);
+}
+
+static int cmd_configure(ls_runtime *rt, ls_cmd *cmd) {
+  (void)rt;
+  port_arg *a = cmd->arg;
+  ls_port *p = a->p;
+  const ls_port_config *cfg = a->cfg;
+  if (strcmp(cfg->name, p->cfg.name) != 0) {
+    for (uint32_t i = 0; i < p->sw->nports; i++)
+      if (p->sw->ports[i] != p && strcmp(p->sw->ports[i]->cfg.name, cfg->name) == 0) return -EEXIST;
+  }
+  uint32_t cap = pow2_at_least(cfg->txqlen);
+  if (cap != p->txq_mask + 1) {
+    if (p->txq_len > cfg->txqlen) return -EBUSY; /* would drop queued frames */
+    ls_buf **nq = calloc(cap, sizeof(*nq));
+    if (!nq) return -ENOMEM;
+    for (uint32_t i = 0; i < p->txq_len; i++) nq[i] = p->txq[(p->txq_head + i) & p->txq_mask];
+    free(p->txq);
+    p->txq = nq;
+    p->txq_head = 0;
+    p->txq_mask = cap - 1;
+  }
+  bool up = p->cfg.up;
+  p->cfg = *cfg;
+  p->cfg.up = up;
+  p->rx_cls = class_for_mtu(cfg->mtu);
+  set_watermarks(p);
+  if (p->congested && p->txq_len <= p->lowat) uncongest(p);
+  return 0;
+}
+
+int ls_port_configure(ls_port *p, const ls_port_config *cfg) {
+  port_arg a = {.p = p, .cfg = cfg};
+  return ls_runtime_call(p->rt, cmd_configure, &a);
+}
+
+static int cmd_stats(ls_runtime *rt, ls_cmd *cmd) {
+  (void)rt;
+  port_arg *a = cmd->arg;
+  *(ls_port_stats *)a->out = a->p->st;
+  return 0;
+}
+
+int ls_port_stats_get(ls_port *p, ls_port_stats *out) {
+  port_arg a = {.p = p, .out = out};
+  return ls_runtime_call(p->rt, cmd_stats, &a);
+}
+
+static int cmd_info(ls_runtime *rt, ls_cmd *cmd) {
+  (void)rt;
+  port_arg *a = cmd->arg;
+  ls_port *p = a->p;
+  ls_port_info *o = a->out;
+  memset(o, 0, sizeof(*o));
+  o->id = p->id;
+  o->cfg = p->cfg;
+  o->admin_up = p->admin_up;
+  o->link_up = p->link_up;
+  o->txq_len = p->txq_len;
+  o->fd = -1;
+  if (p->ops->describe) p->ops->describe(p, o);
+  return 0;
+}
+
+int ls_port_info_get(ls_port *p, ls_port_info *out) {
+  port_arg a = {.p = p, .out = out};
+  return ls_runtime_call(p->rt, cmd_info, &a);
+}

@@ -1,0 +1,367 @@
+/*
+ * runtime.c — the data-plane thread, command queue, event signalling and clock
+ * (see runtime.h for the design).
+ */
+#include "runtime.h"
+#include "port.h"
+#include "switch.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * LS_NSEC + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t clock_read(const ls_runtime *rt) {
+  if (rt->manual) return rt->manual_now;
+  return (uint64_t)((int64_t)mono_ns() + rt->clock_offset);
+}
+
+void ls_rt_tick(ls_runtime *rt) {
+  rt->now = clock_read(rt);
+}
+
+/* ---- events -------------------------------------------------------------------------------- */
+
+void ls_rt_emit(ls_runtime *rt, ls_event *ev) {
+  ev->time = rt->now;
+  ls_ring_push(&rt->events, ev);
+  rt->ev_pending = true;
+}
+
+static void signal_events(ls_runtime *rt) {
+  rt->ev_pending = false;
+  if (atomic_exchange(&rt->ev_signalled, 1) == 0) {
+    uint64_t one = 1;
+    ssize_t r = write(rt->event_fd, &one, sizeof(one));
+    (void)r; /* an eventfd write only fails if the counter would overflow */
+  }
+}
+
+void ls_rt_mark_dirty(ls_runtime *rt, ls_port *p) {
+  if (p->dirty) return;
+  p->dirty = true;
+  p->dirty_next = rt->dirty;
+  rt->dirty = p;
+}
+
+void ls_rt_unmark_dirty(ls_runtime *rt, ls_port *p) {
+  if (!p->dirty) return;
+  for (ls_port **pp = &rt->dirty; *pp; pp = &(*pp)->dirty_next) {
+    if (*pp == p) {
+      *pp = p->dirty_next;
+      break;
+    }
+  }
+  p->dirty = false;
+  p->dirty_next = NULL;
+}
+
+void ls_rt_flush(ls_runtime *rt) {
+  while (rt->dirty) {
+    ls_port *p = rt->dirty;
+    rt->dirty = p->dirty_next;
+    p->dirty = false;
+    p->dirty_next = NULL;
+    if (p->txq_len) p->ops->flush(p);
+  }
+  if (rt->ev_pending) signal_events(rt);
+}
+
+/* Every 10 ms while some port is congested: a port that made no progress for
+ * LS_STALL_NS stops holding its inputs back (port.h). */
+static void on_cong_timer(uv_timer_t *t) {
+  ls_runtime *rt = t->data;
+  ls_rt_tick(rt);
+  for (ls_port *p = rt->congested; p; p = p->cong_next) {
+    uint64_t since = p->last_progress > p->congested_since ? p->last_progress : p->congested_since;
+    if (!p->stalled && rt->now - since >= LS_STALL_NS) ls_port_stall(p);
+  }
+  if (!rt->congested) {
+    uv_timer_stop(&rt->cong_timer);
+    rt->cong_timer_on = false;
+  }
+  ls_rt_flush(rt);
+}
+
+void ls_rt_watch_congestion(ls_runtime *rt) {
+  if (rt->cong_timer_on) return;
+  uv_timer_start(&rt->cong_timer, on_cong_timer, 10, 10);
+  rt->cong_timer_on = true;
+}
+
+uint32_t ls_runtime_events(ls_runtime *rt, ls_event *out, uint32_t max, uint64_t *lost) {
+  if (lost) *lost = 0;
+  if (rt->event_fd < 0) return 0;
+  uint64_t v;
+  ssize_t r = read(rt->event_fd, &v, sizeof(v));
+  (void)r;
+  /* Clearing the flag with an RMW pairs with the producer's exchange: any event pushed
+   * before a producer saw the flag set is visible to the pop below. */
+  atomic_exchange(&rt->ev_signalled, 0);
+  uint32_t n = ls_ring_pop(&rt->events, out, max);
+  if (ls_ring_pending(&rt->events) > 0 && atomic_exchange(&rt->ev_signalled, 1) == 0) {
+    uint64_t one = 1;
+    r = write(rt->event_fd, &one, sizeof(one));
+  }
+  uint64_t dropped = atomic_load(&rt->events.dropped);
+  if (lost) *lost = dropped - rt->lost_reported;
+  rt->lost_reported = dropped;
+  return n;
+}
+
+int ls_runtime_event_fd(const ls_runtime *rt) {
+  return rt->running ? rt->event_fd : -1;
+}
+
+/* ---- commands -------------------------------------------------------------------------------- */
+
+void ls_runtime_complete(ls_runtime *rt, ls_cmd *cmd, int result) {
+  pthread_mutex_lock(&rt->mu);
+  cmd->result = result;
+  cmd->done = true;
+  pthread_cond_broadcast(&rt->cv);
+  pthread_mutex_unlock(&rt->mu);
+}
+
+static void on_command(uv_async_t *a) {
+  ls_runtime *rt = a->data;
+  for (;;) {
+    pthread_mutex_lock(&rt->mu);
+    ls_cmd *list = rt->q_head;
+    rt->q_head = rt->q_tail = NULL;
+    pthread_mutex_unlock(&rt->mu);
+    if (!list) break;
+    while (list) {
+      ls_cmd *c = list;
+      list = c->next;
+      ls_rt_tick(rt);
+      rt->stats.commands++;
+      int r = c->fn(rt, c);
+      if (r != LS_CMD_PENDING) ls_runtime_complete(rt, c, r);
+    }
+  }
+  ls_rt_flush(rt);
+}
+
+int ls_runtime_call(ls_runtime *rt, ls_cmd_fn fn, void *arg) {
+  ls_cmd c = {.fn = fn, .arg = arg, .result = 0, .done = false, .next = NULL};
+  pthread_mutex_lock(&rt->mu);
+  if (!rt->accepting) {
+    pthread_mutex_unlock(&rt->mu);
+    return -ESHUTDOWN;
+  }
+  if (rt->q_tail)
+    rt->q_tail->next = &c;
+  else
+    rt->q_head = &c;
+  rt->q_tail = &c;
+  pthread_mutex_unlock(&rt->mu);
+  uv_async_send(&rt->cmd_async);
+  pthread_mutex_lock(&rt->mu);
+  while (!c.done) pthread_cond_wait(&rt->cv, &rt->mu);
+  pthread_mutex_unlock(&rt->mu);
+  return c.result;
+}
+
+uint32_t ls_runtime_new_id(ls_runtime *rt) {
+  return ++rt->next_id;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------ */
+
+ls_runtime *ls_runtime_new(uint32_t ring_capacity) {
+  ls_runtime *rt = calloc(1, sizeof(*rt));
+  if (!rt) return NULL;
+  pthread_mutex_init(&rt->mu, NULL);
+  pthread_cond_init(&rt->cv, NULL);
+  rt->event_fd = -1;
+  rt->ring_capacity = ring_capacity ? ring_capacity : LS_EVENT_RING;
+  return rt;
+}
+
+static void thread_main(void *arg) {
+  ls_runtime *rt = arg; /* signals are blocked here: they belong to the control thread */
+  pthread_setname_np(pthread_self(), "luaswitch-dp");
+  uv_run(&rt->loop, UV_RUN_DEFAULT);
+}
+
+int ls_runtime_start(ls_runtime *rt) {
+  if (rt->running) return 0;
+  int r = ls_ring_init(&rt->events, rt->ring_capacity);
+  if (r) return r;
+  rt->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (rt->event_fd < 0) {
+    r = -errno;
+    ls_ring_fini(&rt->events);
+    return r;
+  }
+  atomic_store(&rt->ev_signalled, 0);
+  rt->lost_reported = 0;
+  r = uv_loop_init(&rt->loop);
+  if (r) goto fail_fd;
+  r = uv_async_init(&rt->loop, &rt->cmd_async, on_command);
+  if (r) goto fail_loop;
+  rt->cmd_async.data = rt;
+  uv_timer_init(&rt->loop, &rt->cong_timer);
+  rt->cong_timer.data = rt;
+  rt->cong_timer_on = false;
+  rt->congested = NULL;
+  ls_pool_init(&rt->pool);
+  memset(rt->rx_bufs, 0, sizeof(rt->rx_bufs));
+  rt->switches = NULL;
+  rt->dirty = NULL;
+  rt->ev_pending = false;
+  memset(&rt->stats, 0, sizeof(rt->stats));
+  /* The clock keeps its mode and value across restarts. */
+  ls_rt_tick(rt);
+  pthread_mutex_lock(&rt->mu);
+  rt->accepting = true;
+  pthread_mutex_unlock(&rt->mu);
+  /* The thread starts with every signal blocked (no window before thread_main runs). */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  r = uv_thread_create(&rt->thread, thread_main, rt);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (r) {
+    pthread_mutex_lock(&rt->mu);
+    rt->accepting = false;
+    pthread_mutex_unlock(&rt->mu);
+    uv_close((uv_handle_t *)&rt->cmd_async, NULL);
+    uv_close((uv_handle_t *)&rt->cong_timer, NULL);
+    uv_run(&rt->loop, UV_RUN_NOWAIT);
+    goto fail_loop;
+  }
+  rt->running = true;
+  return 0;
+fail_loop:
+  uv_loop_close(&rt->loop);
+fail_fd:
+  close(rt->event_fd);
+  rt->event_fd = -1;
+  ls_ring_fini(&rt->events);
+  return r;
+}
+
+static int cmd_shutdown(ls_runtime *rt, ls_cmd *cmd) {
+  (void)cmd;
+  while (rt->switches) ls_switch_close_dp(rt->switches);
+  ls_rt_flush(rt);
+  pthread_mutex_lock(&rt->mu);
+  rt->accepting = false; /* nothing may be queued behind us now */
+  pthread_mutex_unlock(&rt->mu);
+  uv_close((uv_handle_t *)&rt->cmd_async, NULL);
+  uv_close((uv_handle_t *)&rt->cong_timer, NULL);
+  return 0;
+}
+
+void ls_runtime_stop(ls_runtime *rt) {
+  if (!rt->running) return;
+  ls_runtime_call(rt, cmd_shutdown, NULL);
+  uv_thread_join(&rt->thread);
+  /* The loop has returned: every handle is closed. */
+  for (int c = 0; c < LS_POOL_CLASSES; c++)
+    for (int i = 0; i < LS_BATCH; i++)
+      if (rt->rx_bufs[c][i]) {
+        ls_pool_put(&rt->pool, rt->rx_bufs[c][i]);
+        rt->rx_bufs[c][i] = NULL;
+      }
+  ls_pool_fini(&rt->pool);
+  int r = uv_loop_close(&rt->loop);
+  (void)r;
+  close(rt->event_fd);
+  rt->event_fd = -1;
+  ls_ring_fini(&rt->events);
+  rt->running = false;
+}
+
+void ls_runtime_free(ls_runtime *rt) {
+  if (!rt) return;
+  ls_runtime_stop(rt);
+  pthread_mutex_destroy(&rt->mu);
+  pthread_cond_destroy(&rt->cv);
+  free(rt);
+}
+
+/* ---- clock ------------------------------------------------------------------------------- */
+
+static int cmd_set_manual(ls_runtime *rt, ls_cmd *cmd) {
+  bool manual = *(bool *)cmd->arg;
+  if (manual == rt->manual) return 0;
+  if (manual) {
+    rt->manual_now = rt->now;
+    rt->manual = true;
+    for (ls_switch *sw = rt->switches; sw; sw = sw->next) ls_switch_arm_timer(sw);
+  } else {
+    rt->clock_offset = (int64_t)rt->manual_now - (int64_t)mono_ns();
+    rt->manual = false;
+    ls_rt_tick(rt);
+    for (ls_switch *sw = rt->switches; sw; sw = sw->next) ls_switch_age(sw);
+  }
+  return 0;
+}
+
+int ls_runtime_set_manual(ls_runtime *rt, bool manual) {
+  return ls_runtime_call(rt, cmd_set_manual, &manual);
+}
+
+static int cmd_advance(ls_runtime *rt, ls_cmd *cmd) {
+  if (!rt->manual) return -EINVAL;
+  rt->manual_now += *(uint64_t *)cmd->arg;
+  rt->now = rt->manual_now;
+  for (ls_switch *sw = rt->switches; sw; sw = sw->next) ls_switch_age(sw);
+  return 0;
+}
+
+int ls_runtime_advance(ls_runtime *rt, uint64_t ns) {
+  return ls_runtime_call(rt, cmd_advance, &ns);
+}
+
+typedef struct {
+  uint64_t now;
+  bool manual;
+} now_arg;
+
+static int cmd_now(ls_runtime *rt, ls_cmd *cmd) {
+  now_arg *a = cmd->arg;
+  a->now = rt->now;
+  a->manual = rt->manual;
+  return 0;
+}
+
+int ls_runtime_now(ls_runtime *rt, uint64_t *now, bool *manual) {
+  now_arg a;
+  int r = ls_runtime_call(rt, cmd_now, &a);
+  if (r == 0) {
+    if (now) *now = a.now;
+    if (manual) *manual = a.manual;
+  }
+  return r;
+}
+
+static int cmd_info(ls_runtime *rt, ls_cmd *cmd) {
+  ls_runtime_info *o = cmd->arg;
+  o->stats = rt->stats;
+  o->events_dropped = atomic_load(&rt->events.dropped);
+  o->buffers_live = rt->pool.live;
+  o->buffers_allocated = rt->pool.allocated;
+  o->switches = 0;
+  for (ls_switch *sw = rt->switches; sw; sw = sw->next) o->switches++;
+  o->manual = rt->manual;
+  o->now = rt->now;
+  return 0;
+}
+
+int ls_runtime_info_get(ls_runtime *rt, ls_runtime_info *out) {
+  memset(out, 0, sizeof(*out));
+  return ls_runtime_call(rt, cmd_info, out);
+}

@@ -1,0 +1,162 @@
+/*
+ * runtime.h — the data-plane thread, the command queue into it, the event ring out of
+ * it, and its clock.
+ *
+ * Owns: one uv_loop_t on its own thread; everything registered on that loop (switches,
+ * ports, timers) is touched only by that thread. The control plane (the thread that
+ * calls ls_runtime_call(), usually a Lua state) never touches data-plane objects
+ * directly: it queues a command (a function and its argument) and waits until the
+ * data-plane thread has run it between two batches. That is the only lock in the
+ * design and it is never taken per frame.
+ *
+ * Events flow the other way through a bounded SPSC ring (event.h); the runtime signals
+ * an eventfd once per burst, so the control plane can sleep in poll()/epoll or any Lua
+ * event loop until something happened.
+ *
+ * Time: one clock per runtime, in nanoseconds. "real" follows CLOCK_MONOTONIC (plus an
+ * offset, so switching modes never makes time jump back); "manual" stands still until
+ * ls_runtime_advance() moves it, which also runs aging at the new time. The data plane
+ * samples the clock once per callback (batch) into rt->now.
+ */
+#ifndef LS_RUNTIME_H
+#define LS_RUNTIME_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "event.h"
+
+#define LS_BATCH 64              /* frames per recvmmsg / sendmmsg */
+#define LS_RX_BUDGET 1024        /* frames read from one port per wake-up before yielding */
+#define LS_EVENT_RING 65536      /* default event ring capacity */
+#define LS_CMD_PENDING (-100000) /* a command that completes later (ls_runtime_complete) */
+
+typedef struct ls_runtime ls_runtime;
+typedef struct ls_switch ls_switch;
+typedef struct ls_port ls_port;
+typedef struct ls_cmd ls_cmd;
+
+typedef int (*ls_cmd_fn)(ls_runtime *rt, ls_cmd *cmd);
+
+struct ls_cmd {
+  ls_cmd_fn fn;
+  void *arg;
+  int result;
+  bool done;
+  ls_cmd *next;
+};
+
+typedef struct ls_runtime_stats {
+  uint64_t wakeups;  /* port poll callbacks */
+  uint64_t batches;  /* recvmmsg calls that returned frames */
+  uint64_t commands; /* commands applied */
+} ls_runtime_stats;
+
+struct ls_runtime {
+  /* ---- shared: guarded by mu ---- */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  ls_cmd *q_head, *q_tail;
+  bool accepting; /* commands may be queued */
+
+  /* ---- control-thread only ---- */
+  bool running;
+  uv_thread_t thread;
+  uint32_t next_id;
+  uint32_t ring_capacity;
+  uint64_t lost_reported;
+
+  /* ---- events: producer = data plane, consumer = control ---- */
+  ls_ring events;
+  int event_fd;
+  _Atomic int ev_signalled;
+
+  /* ---- data-plane thread only ---- */
+  uv_loop_t loop;
+  uv_async_t cmd_async;
+  uint64_t now;
+  bool manual;
+  uint64_t manual_now;
+  int64_t clock_offset;
+  bool ev_pending;
+  ls_pool pool;
+  ls_switch *switches;
+  ls_port *dirty;
+  ls_port *congested; /* ports above their high-water mark */
+  uv_timer_t cong_timer;
+  bool cong_timer_on;
+  ls_runtime_stats stats;
+  /* scratch for batched I/O, shared by all ports (one runs at a time) */
+  struct mmsghdr rx_msgs[LS_BATCH];
+  struct iovec rx_iov[LS_BATCH];
+  struct sockaddr_un rx_addr[LS_BATCH];
+  ls_buf *rx_bufs[LS_POOL_CLASSES][LS_BATCH];
+  struct mmsghdr tx_msgs[LS_BATCH];
+  struct iovec tx_iov[LS_BATCH];
+};
+
+/* ---- control-plane API ------------------------------------------------------------------ */
+
+/* A stopped runtime; ring_capacity 0 means LS_EVENT_RING. NULL on ENOMEM. */
+ls_runtime *ls_runtime_new(uint32_t ring_capacity);
+/* Stops it if running, then frees it. */
+void ls_runtime_free(ls_runtime *rt);
+/* Start the data-plane thread. 0 or -errno; starting a running runtime is a no-op. */
+int ls_runtime_start(ls_runtime *rt);
+/* Close every switch and port, stop and join the thread, release fds. Idempotent. */
+void ls_runtime_stop(ls_runtime *rt);
+static inline bool ls_runtime_running(const ls_runtime *rt) {
+  return rt->running;
+}
+
+/* Run fn on the data-plane thread between batches and wait for its result.
+ * -ESHUTDOWN if the runtime is not running. */
+int ls_runtime_call(ls_runtime *rt, ls_cmd_fn fn, void *arg);
+/* Data plane: finish a command whose function returned LS_CMD_PENDING. */
+void ls_runtime_complete(ls_runtime *rt, ls_cmd *cmd, int result);
+
+uint32_t ls_runtime_new_id(ls_runtime *rt);
+
+/* Clock control (control plane). */
+int ls_runtime_set_manual(ls_runtime *rt, bool manual);
+int ls_runtime_advance(ls_runtime *rt, uint64_t ns);
+int ls_runtime_now(ls_runtime *rt, uint64_t *now, bool *manual);
+
+/* Events (control plane). The fd is readable while events are pending (-1 if stopped).
+ * ls_runtime_events() copies out up to max events; *lost receives how many were dropped
+ * for a full ring since the previous call. */
+int ls_runtime_event_fd(const ls_runtime *rt);
+uint32_t ls_runtime_events(ls_runtime *rt, ls_event *out, uint32_t max, uint64_t *lost);
+
+typedef struct ls_runtime_info {
+  ls_runtime_stats stats;
+  uint64_t events_dropped;
+  uint64_t buffers_live, buffers_allocated;
+  uint32_t switches;
+  bool manual;
+  uint64_t now;
+} ls_runtime_info;
+int ls_runtime_info_get(ls_runtime *rt, ls_runtime_info *out);
+
+/* ---- data-plane helpers ------------------------------------------------------------------- */
+
+/* Sample the clock into rt->now; called at the top of every loop callback. */
+void ls_rt_tick(ls_runtime *rt);
+/* Queue an event (its time is rt->now). */
+void ls_rt_emit(ls_runtime *rt, ls_event *ev);
+/* End of a callback: transmit every port with queued frames, signal pending events. */
+void ls_rt_flush(ls_runtime *rt);
+/* Mark a port as having frames to send at the next flush. */
+void ls_rt_mark_dirty(ls_runtime *rt, ls_port *p);
+/* Remove a port from the dirty list (it is being closed). */
+void ls_rt_unmark_dirty(ls_runtime *rt, ls_port *p);
+/* A port became congested: make sure the stall watchdog runs. */
+void ls_rt_watch_congestion(ls_runtime *rt);
+
+#endif
