@@ -1,2 +1,515 @@
-/* placeholder replaced below */
-int main(void) { return 0; }
+/*
+ * lsbench.c — forwarding benchmark: luaswitch against a bare forwarder (and vde_switch).
+ *
+ * Owns: the load generator, the sink, the reference forwarder, and the harness that
+ * runs them against each subject in one invocation and reports medians and ratios.
+ *
+ *   gen (unix dgram, bound gen.sock) -> subject port a ... port b -> sink (sink.sock)
+ *
+ * Subjects:
+ *  - bare:      `lsbench fwd DIR` — recvmmsg -> sendmmsg, blocking, no logic at all. The
+ *               reference: what the kernel's unix sockets cost per frame.
+ *  - luaswitch: the luaswitch executable running bench/switch.lua (two unix ports with
+ *               fixed peers), unicast after learning.
+ *  - vde_switch: Debian's vde2 switch, the generator and sink plugged in with libvdeplug
+ *               (when both are available).
+ * For each frame size and subject, several runs; per run the generator sends N frames as
+ * fast as the subject takes them (waiting, not dropping, on EAGAIN), the sink counts
+ * what arrives. Reported: frames/s received (first to last frame at the sink), loss, and
+ * the subject process's CPU time per forwarded frame, read from
+ * /proc/PID/task/T/schedstat before and after (all threads). Medians over the runs;
+ * ratios against bare measured in the same invocation (these machines are noisy).
+ *
+ * Usage: lsbench [--frames N] [--runs R] [--sizes 64,1500] [--unpinned] [--only NAME]
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "traffic.h"
+
+#ifdef LS_HAVE_VDEPLUG
+#include <libvdeplug.h>
+#include <pthread.h>
+#endif
+
+#define MAXRUNS 32
+#define BATCH 64
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *what) {
+  fprintf(stderr, "lsbench: %s: %s\n", what, strerror(errno));
+  exit(1);
+}
+
+static struct sockaddr_un addr(const char *dir, const char *name, socklen_t *len) {
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sun_family = AF_UNIX;
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir, name);
+  *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(sa.sun_path) + 1);
+  return sa;
+}
+
+static int bound_socket(const char *dir, const char *name) {
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) die("socket");
+  socklen_t len;
+  struct sockaddr_un sa = addr(dir, name, &len);
+  unlink(sa.sun_path);
+  if (bind(fd, (struct sockaddr *)&sa, len) < 0) die("bind");
+  return fd;
+}
+
+/* connect to dir/name, waiting up to 5 s for it to appear */
+static void connect_to(int fd, const char *dir, const char *name) {
+  socklen_t len;
+  struct sockaddr_un sa = addr(dir, name, &len);
+  uint64_t deadline = now_ns() + 5000000000ULL;
+  while (connect(fd, (struct sockaddr *)&sa, len) < 0) {
+    if (now_ns() > deadline) die(sa.sun_path);
+    usleep(2000);
+  }
+}
+
+static void pin(pid_t pid, int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  sched_setaffinity(pid, sizeof(set), &set);
+}
+
+/* ---- the bare forwarder ------------------------------------------------------------------- */
+
+static _Noreturn void bare_forwarder(const char *dir) {
+  int a = bound_socket(dir, "a.sock");
+  int b = bound_socket(dir, "b.sock");
+  connect_to(a, dir, "gen.sock");
+  connect_to(b, dir, "sink.sock");
+  static uint8_t bufs[BATCH][2048];
+  struct mmsghdr msgs[BATCH];
+  struct iovec iov[BATCH];
+  for (;;) {
+    for (int i = 0; i < BATCH; i++) {
+      iov[i].iov_base = bufs[i];
+      iov[i].iov_len = sizeof(bufs[i]);
+      memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int n = recvmmsg(a, msgs, BATCH, MSG_WAITFORONE, NULL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      die("recvmmsg");
+    }
+    for (int i = 0; i < n; i++) iov[i].iov_len = msgs[i].msg_len;
+    int off = 0;
+    while (off < n) {
+      int r = sendmmsg(b, msgs + off, (unsigned)(n - off), 0);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        die("sendmmsg");
+      }
+      off += r;
+    }
+  }
+}
+
+/* ---- subjects ------------------------------------------------------------------------------ */
+
+typedef struct subject {
+  const char *name;
+  pid_t pid;
+  bool vde;
+} subject;
+
+static char self_dir[4096];
+
+static int child_stdin = -1; /* vde_switch exits on EOF on stdin: give it a pipe we hold */
+
+static pid_t start_child(char *const argv[], int cpu) {
+  int fds[2] = {-1, -1};
+  if (pipe(fds) < 0) die("pipe");
+  pid_t pid = fork();
+  if (pid < 0) die("fork");
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_RDWR);
+    dup2(fds[0], 0);
+    close(fds[1]);
+    if (!getenv("LSBENCH_VERBOSE")) {
+      dup2(devnull, 1);
+      dup2(devnull, 2);
+    }
+    if (cpu >= 0) pin(0, cpu);
+    execvp(argv[0], argv);
+    _exit(127);
+  }
+  close(fds[0]);
+  child_stdin = fds[1];
+  return pid;
+}
+
+static uint64_t process_cpu_ns(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+  DIR *d = opendir(path);
+  if (!d) return 0;
+  uint64_t total = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char p[384];
+    snprintf(p, sizeof(p), "/proc/%d/task/%.255s/schedstat", (int)pid, e->d_name);
+    FILE *f = fopen(p, "r");
+    if (!f) continue;
+    unsigned long long ns = 0;
+    if (fscanf(f, "%llu", &ns) == 1) total += ns;
+    fclose(f);
+  }
+  closedir(d);
+  return total;
+}
+
+static void stop_child(pid_t pid) {
+  if (child_stdin >= 0) close(child_stdin);
+  child_stdin = -1;
+  kill(pid, SIGTERM);
+  for (int i = 0; i < 200; i++) {
+    if (waitpid(pid, NULL, WNOHANG) == pid) return;
+    usleep(10000);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+}
+
+/* ---- one run ---------------------------------------------------------------------------------- */
+
+typedef struct result {
+  double rate; /* frames/s at the sink */
+  double loss; /* fraction */
+  double cpu_ns; /* subject CPU per forwarded frame */
+} result;
+
+static void make_frame(uint8_t *f, size_t size, int dst, int src) {
+  memset(f, 0, size);
+  const uint8_t d[6] = {2, 0, 0, 0, 0, (uint8_t)dst}, s[6] = {2, 0, 0, 0, 0, (uint8_t)src};
+  memcpy(f, d, 6);
+  memcpy(f + 6, s, 6);
+  f[12] = 0x88;
+  f[13] = 0xb5;
+}
+
+#ifdef LS_HAVE_VDEPLUG
+typedef struct vde_job {
+  VDECONN *conn;
+  uint8_t frame[2048];
+  size_t len;
+  uint64_t count;
+  _Atomic uint64_t done;
+  _Atomic bool stop;
+  uint64_t first, last;
+  pthread_t th;
+} vde_job;
+
+/* vde_recv ignores MSG_DONTWAIT: poll first */
+static int vde_ready(VDECONN *c, int ms) {
+  struct pollfd p = {vde_datafd(c), POLLIN, 0};
+  return poll(&p, 1, ms) > 0;
+}
+
+static void vde_drain(VDECONN *c) {
+  uint8_t junk[2048];
+  while (vde_ready(c, 0)) vde_recv(c, junk, sizeof(junk), 0);
+}
+
+static void *vde_gen(void *arg) {
+  vde_job *j = arg;
+  int fd = vde_datafd(j->conn);
+  for (uint64_t i = 0; i < j->count && !j->stop;) {
+    ssize_t r = vde_send(j->conn, j->frame, j->len, MSG_DONTWAIT);
+    if (r >= 0) {
+      i++;
+      j->done = i;
+      continue;
+    }
+    struct pollfd p = {fd, POLLOUT, 0};
+    poll(&p, 1, 1);
+  }
+  return NULL;
+}
+
+static void *vde_sink(void *arg) {
+  vde_job *j = arg;
+  int fd = vde_datafd(j->conn);
+  uint8_t buf[2048];
+  (void)fd;
+  while (!j->stop) {
+    if (!vde_ready(j->conn, 20)) continue;
+    while (vde_ready(j->conn, 0) && vde_recv(j->conn, buf, sizeof(buf), 0) > 0) {
+      uint64_t t = now_ns();
+      if (!j->first) j->first = t;
+      j->last = t;
+      j->done++;
+    }
+  }
+  return NULL;
+}
+#endif
+
+static int run_once(const subject *sj, const char *dir, size_t size, uint64_t n, bool pinned,
+                    const char *luaswitch_bin, result *out) {
+  uint8_t frame[2048], learn[2048];
+  make_frame(frame, size, 2, 1);    /* gen (1) -> sink (2) */
+  make_frame(learn, 60, 0xff, 2);   /* sink announces itself */
+  memset(learn, 0xff, 6);
+  subject s = *sj;
+  int cpu_switch = pinned ? 0 : -1;
+  if (pinned) pin(0, 1);
+#ifdef LS_HAVE_VDEPLUG
+  if (s.vde) {
+    char ctl[512];
+    snprintf(ctl, sizeof(ctl), "%s/vde.ctl", dir);
+    char *argv[] = {"vde_switch", "-s", ctl, NULL};
+    s.pid = start_child(argv, cpu_switch);
+    char url[600];
+    snprintf(url, sizeof(url), "vde://%s", ctl);
+    VDECONN *g = NULL, *k = NULL;
+    for (int i = 0; i < 500 && !(g && k); i++) {
+      if (!g) g = vde_open(url, "lsbench-gen", NULL);
+      if (!k) k = vde_open(url, "lsbench-sink", NULL);
+      if (!(g && k)) usleep(10000);
+    }
+    if (!g || !k) {
+      fprintf(stderr, "lsbench: cannot plug into vde_switch\n");
+      stop_child(s.pid);
+      return -1;
+    }
+    /* learning: the sink announces itself, the generator too */
+    vde_send(k, learn, 60, 0);
+    make_frame(learn, 60, 2, 1);
+    memset(learn, 0xff, 6);
+    vde_send(g, learn, 60, 0);
+    usleep(50000);
+    vde_drain(k);
+    vde_drain(g);
+    vde_job gj = {.conn = g, .len = size, .count = n}, kj = {.conn = k};
+    memcpy(gj.frame, frame, size);
+    uint64_t cpu0 = process_cpu_ns(s.pid);
+    pthread_create(&kj.th, NULL, vde_sink, &kj);
+    pthread_create(&gj.th, NULL, vde_gen, &gj);
+    pthread_join(gj.th, NULL);
+    uint64_t seen = 0, quiet = now_ns();
+    while (kj.done < n && now_ns() - quiet < 300000000ULL) {
+      if (kj.done != seen) seen = kj.done, quiet = now_ns();
+      usleep(1000);
+    }
+    uint64_t cpu1 = process_cpu_ns(s.pid);
+    kj.stop = true;
+    pthread_join(kj.th, NULL);
+    out->loss = 1.0 - (double)kj.done / (double)n;
+    out->rate = kj.last > kj.first ? (double)kj.done * 1e9 / (double)(kj.last - kj.first) : 0;
+    out->cpu_ns = kj.done ? (double)(cpu1 - cpu0) / (double)kj.done : 0;
+    vde_close(g);
+    vde_close(k);
+    stop_child(s.pid);
+    return 0;
+  }
+#endif
+  int gen = bound_socket(dir, "gen.sock");
+  int sink = bound_socket(dir, "sink.sock");
+  if (strcmp(s.name, "bare") == 0) {
+    char self[4200];
+    snprintf(self, sizeof(self), "%s/lsbench", self_dir);
+    char *argv[] = {self, "fwd", (char *)dir, NULL};
+    s.pid = start_child(argv, cpu_switch);
+  } else {
+    char script[4200];
+    snprintf(script, sizeof(script), "%s/bench/switch.lua", LS_SOURCE_DIR);
+    char *argv[] = {(char *)luaswitch_bin, script, (char *)dir, NULL};
+    s.pid = start_child(argv, cpu_switch);
+  }
+  connect_to(gen, dir, "a.sock");
+  connect_to(sink, dir, "b.sock");
+  /* learning (harmless for bare): the sink announces itself, then the generator */
+  uint64_t deadline = now_ns() + 5000000000ULL;
+  uint8_t junk[2048];
+  bool learned = false;
+  while (!learned && now_ns() < deadline) {
+    send(sink, learn, 60, MSG_DONTWAIT);
+    usleep(20000);
+    make_frame(learn, 60, 2, 1);
+    memset(learn, 0xff, 6);
+    send(gen, learn, 60, MSG_DONTWAIT);
+    usleep(20000);
+    /* the subject forwarded the generator's broadcast to the sink: it is up */
+    struct pollfd p = {sink, POLLIN, 0};
+    learned = strcmp(s.name, "bare") == 0 || poll(&p, 1, 100) > 0;
+    make_frame(learn, 60, 0xff, 2);
+    memset(learn, 0xff, 6);
+  }
+  while (recv(sink, junk, sizeof(junk), MSG_DONTWAIT) > 0) {}
+  while (recv(gen, junk, sizeof(junk), MSG_DONTWAIT) > 0) {}
+  if (!learned) {
+    fprintf(stderr, "lsbench: %s never forwarded anything\n", s.name);
+    stop_child(s.pid);
+    close(gen);
+    close(sink);
+    return -1;
+  }
+
+  const uint8_t *frames[1] = {frame};
+  size_t lens[1] = {size};
+  ls_traffic_opts so = {0}, go = {.frames = frames, .lens = lens, .nframes = 1, .count = n};
+  int err;
+  uint64_t cpu0 = process_cpu_ns(s.pid);
+  ls_traffic *k = ls_traffic_sink(sink, &so, &err);
+  ls_traffic *g = ls_traffic_send(gen, &go, &err);
+  ls_traffic_result gr, kr;
+  ls_traffic_join(g, &gr);
+  uint64_t seen = 0, quiet = now_ns();
+  while (ls_traffic_progress(k) < gr.frames && now_ns() - quiet < 300000000ULL) {
+    uint64_t p = ls_traffic_progress(k);
+    if (p != seen) seen = p, quiet = now_ns();
+    usleep(1000);
+  }
+  uint64_t cpu1 = process_cpu_ns(s.pid);
+  ls_traffic_stop(k);
+  ls_traffic_join(k, &kr);
+  ls_traffic_free(g);
+  ls_traffic_free(k);
+  out->loss = gr.frames ? 1.0 - (double)kr.frames / (double)gr.frames : 1;
+  out->rate = kr.last_ns > kr.first_ns ? (double)kr.frames * 1e9 / (double)(kr.last_ns - kr.first_ns)
+                                       : 0;
+  out->cpu_ns = kr.frames ? (double)(cpu1 - cpu0) / (double)kr.frames : 0;
+  stop_child(s.pid);
+  close(gen);
+  close(sink);
+  return 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof(*v), cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static bool have_vde_switch(void) {
+#ifdef LS_HAVE_VDEPLUG
+  return system("command -v vde_switch >/dev/null 2>&1") == 0;
+#else
+  return false;
+#endif
+}
+
+static void usage(void) {
+  fprintf(stderr, "usage: lsbench [--frames N] [--runs R] [--sizes 64,1500] [--unpinned]\n"
+                  "               [--only bare|luaswitch|vde_switch] [--luaswitch PATH]\n"
+                  "       lsbench fwd DIR   (the bare forwarder, run by the harness)\n");
+}
+
+int main(int argc, char **argv) {
+  char self[4096];
+  ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (sl > 0) {
+    self[sl] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash) *slash = '\0';
+    snprintf(self_dir, sizeof(self_dir), "%s", self);
+  }
+  if (argc == 3 && strcmp(argv[1], "fwd") == 0) bare_forwarder(argv[2]);
+
+  uint64_t n = 500000;
+  int runs = 5;
+  bool pinned = true;
+  const char *only = NULL;
+  char sizes_arg[128] = "64,1500";
+  char luaswitch_bin[4200];
+  snprintf(luaswitch_bin, sizeof(luaswitch_bin), "%s/luaswitch", self_dir);
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--frames") && i + 1 < argc) n = strtoull(argv[++i], NULL, 10);
+    else if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--sizes") && i + 1 < argc)
+      snprintf(sizes_arg, sizeof(sizes_arg), "%s", argv[++i]);
+    else if (!strcmp(argv[i], "--unpinned")) pinned = false;
+    else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+    else if (!strcmp(argv[i], "--luaswitch") && i + 1 < argc)
+      snprintf(luaswitch_bin, sizeof(luaswitch_bin), "%s", argv[++i]);
+    else {
+      usage();
+      return 2;
+    }
+  }
+  if (runs < 1 || runs > MAXRUNS || n == 0) {
+    usage();
+    return 2;
+  }
+  if (pinned && sysconf(_SC_NPROCESSORS_ONLN) < 2) pinned = false;
+  signal(SIGPIPE, SIG_IGN);
+
+  subject subjects[] = {{"bare", 0, false}, {"luaswitch", 0, false}, {"vde_switch", 0, true}};
+  int nsub = have_vde_switch() ? 3 : 2;
+  printf("lsbench: %llu frames per run, %d runs, %s\n", (unsigned long long)n, runs,
+         pinned ? "subject pinned to CPU 0, generator and sink to CPU 1" : "unpinned");
+  printf("%-5s %-11s %14s %8s %12s %9s %9s\n", "size", "subject", "frames/s", "loss",
+         "CPU ns/frame", "CPU x", "rate x");
+  char *save = NULL;
+  for (char *tok = strtok_r(sizes_arg, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    size_t size = (size_t)atoi(tok);
+    if (size < 60 || size > 2000) {
+      fprintf(stderr, "lsbench: frame size %zu out of range (60..2000)\n", size);
+      return 2;
+    }
+    double ref_cpu = 0, ref_rate = 0;
+    for (int si = 0; si < nsub; si++) {
+      if (only && strcmp(only, subjects[si].name) && strcmp(subjects[si].name, "bare")) continue;
+      double rate[MAXRUNS], loss[MAXRUNS], cpu[MAXRUNS];
+      int ok = 0;
+      for (int r = 0; r < runs; r++) {
+        char dir[] = "/tmp/lsbench.XXXXXX";
+        if (!mkdtemp(dir)) die("mkdtemp");
+        result res;
+        if (run_once(&subjects[si], dir, size, n, pinned, luaswitch_bin, &res) == 0) {
+          rate[ok] = res.rate;
+          loss[ok] = res.loss;
+          cpu[ok] = res.cpu_ns;
+          ok++;
+        }
+        char cmd[600];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        if (system(cmd) != 0) fprintf(stderr, "lsbench: could not remove %s\n", dir);
+      }
+      if (!ok) {
+        printf("%-5zu %-11s %14s\n", size, subjects[si].name, "failed");
+        continue;
+      }
+      double mr = median(rate, ok), ml = median(loss, ok), mc = median(cpu, ok);
+      if (si == 0) ref_cpu = mc, ref_rate = mr;
+      printf("%-5zu %-11s %14.0f %7.2f%% %12.0f %9.2f %9.2f\n", size, subjects[si].name, mr,
+             ml * 100, mc, ref_cpu > 0 ? mc / ref_cpu : 0, ref_rate > 0 ? mr / ref_rate : 0);
+      fflush(stdout);
+    }
+  }
+  return 0;
+}
