@@ -200,11 +200,12 @@ static void stop_child(pid_t pid) {
   waitpid(pid, NULL, 0);
 }
 
-/* ---- one run ---------------------------------------------------------------------------------- */
+/* ---- one run ----------------------------------------------------------------------------------
+ */
 
 typedef struct result {
-  double rate; /* frames/s at the sink */
-  double loss; /* fraction */
+  double rate;   /* frames/s at the sink */
+  double loss;   /* fraction */
   double cpu_ns; /* subject CPU per forwarded frame */
 } result;
 
@@ -277,8 +278,8 @@ static void *vde_sink(void *arg) {
 static int run_once(const subject *sj, const char *dir, size_t size, uint64_t n, bool pinned,
                     const char *luaswitch_bin, result *out) {
   uint8_t frame[2048], learn[2048];
-  make_frame(frame, size, 2, 1);    /* gen (1) -> sink (2) */
-  make_frame(learn, 60, 0xff, 2);   /* sink announces itself */
+  make_frame(frame, size, 2, 1);  /* gen (1) -> sink (2) */
+  make_frame(learn, 60, 0xff, 2); /* sink announces itself */
   memset(learn, 0xff, 6);
   subject s = *sj;
   int cpu_switch = pinned ? 0 : -1;
@@ -365,8 +366,10 @@ static int run_once(const subject *sj, const char *dir, size_t size, uint64_t n,
     make_frame(learn, 60, 0xff, 2);
     memset(learn, 0xff, 6);
   }
-  while (recv(sink, junk, sizeof(junk), MSG_DONTWAIT) > 0) {}
-  while (recv(gen, junk, sizeof(junk), MSG_DONTWAIT) > 0) {}
+  while (recv(sink, junk, sizeof(junk), MSG_DONTWAIT) > 0) {
+  }
+  while (recv(gen, junk, sizeof(junk), MSG_DONTWAIT) > 0) {
+  }
   if (!learned) {
     fprintf(stderr, "lsbench: %s never forwarded anything\n", s.name);
     stop_child(s.pid);
@@ -396,8 +399,8 @@ static int run_once(const subject *sj, const char *dir, size_t size, uint64_t n,
   ls_traffic_free(g);
   ls_traffic_free(k);
   out->loss = gr.frames ? 1.0 - (double)kr.frames / (double)gr.frames : 1;
-  out->rate = kr.last_ns > kr.first_ns ? (double)kr.frames * 1e9 / (double)(kr.last_ns - kr.first_ns)
-                                       : 0;
+  out->rate =
+      kr.last_ns > kr.first_ns ? (double)kr.frames * 1e9 / (double)(kr.last_ns - kr.first_ns) : 0;
   out->cpu_ns = kr.frames ? (double)(cpu1 - cpu0) / (double)kr.frames : 0;
   stop_child(s.pid);
   close(gen);
@@ -448,12 +451,16 @@ int main(int argc, char **argv) {
   char luaswitch_bin[4200];
   snprintf(luaswitch_bin, sizeof(luaswitch_bin), "%s/luaswitch", self_dir);
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--frames") && i + 1 < argc) n = strtoull(argv[++i], NULL, 10);
-    else if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
+    if (!strcmp(argv[i], "--frames") && i + 1 < argc)
+      n = strtoull(argv[++i], NULL, 10);
+    else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
+      runs = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--sizes") && i + 1 < argc)
       snprintf(sizes_arg, sizeof(sizes_arg), "%s", argv[++i]);
-    else if (!strcmp(argv[i], "--unpinned")) pinned = false;
-    else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+    else if (!strcmp(argv[i], "--unpinned"))
+      pinned = false;
+    else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+      only = argv[++i];
     else if (!strcmp(argv[i], "--luaswitch") && i + 1 < argc)
       snprintf(luaswitch_bin, sizeof(luaswitch_bin), "%s", argv[++i]);
     else {
