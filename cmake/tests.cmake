@@ -21,15 +21,21 @@ if(LS_SANITIZE STREQUAL "address")
   execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libasan.so
                   OUTPUT_VARIABLE LS_ASAN_LIB OUTPUT_STRIP_TRAILING_WHITESPACE)
   # lua5.4 and busted's C modules are not instrumented: only report our leaks, not theirs.
-  list(APPEND LS_TEST_ENV "LD_PRELOAD=${LS_ASAN_LIB}"
+  list(APPEND LS_TEST_ENV "LD_PRELOAD=${LS_ASAN_LIB}" "LS_PRELOAD=${LS_ASAN_LIB}"
+       "LS_SANITIZER=address"
        "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_odr_violation=0"
        "LSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/spec/lsan.supp:print_suppressions=0"
        "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
 elseif(LS_SANITIZE STREQUAL "thread")
-  execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libtsan.so
-                  OUTPUT_VARIABLE LS_TSAN_LIB OUTPUT_STRIP_TRAILING_WHITESPACE)
-  list(APPEND LS_TEST_ENV "LD_PRELOAD=${LS_TSAN_LIB}"
+  # ThreadSanitizer's runtime cannot be preloaded into an environment that starts other
+  # programs (it crashes /bin/sh), so the specs run under the instrumented luaswitch
+  # executable, which has luaswitch.core built in.
+  set(LS_SPEC_RUNNER $<TARGET_FILE:luaswitch>)
+  list(APPEND LS_TEST_ENV "LS_SANITIZER=thread"
        "TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1")
+endif()
+if(NOT LS_SPEC_RUNNER)
+  set(LS_SPEC_RUNNER ${LUA54})
 endif()
 
 file(GLOB LS_SPECS RELATIVE ${CMAKE_SOURCE_DIR}/spec ${CMAKE_SOURCE_DIR}/spec/*_spec.lua)
@@ -37,7 +43,7 @@ list(SORT LS_SPECS)
 foreach(spec ${LS_SPECS})
   string(REGEX REPLACE "_spec\\.lua$" "" name ${spec})
   add_test(NAME spec/${name}
-           COMMAND ${LUA54} ${BUSTED} -o utfTerminal
+           COMMAND ${LS_SPEC_RUNNER} ${BUSTED} -o utfTerminal
                    ${CMAKE_SOURCE_DIR}/spec/${spec}
            WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(spec/${name} PROPERTIES ENVIRONMENT "${LS_TEST_ENV}" TIMEOUT 300)

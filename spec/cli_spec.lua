@@ -104,6 +104,11 @@ describe("the luaswitch executable", function()
   end)
 
   it("interrupts a busy script on SIGINT and still removes what it created", function()
+    if S.SANITIZER == "thread" then
+      -- ThreadSanitizer defers signal handlers until the thread calls into libc, which a
+      -- pure Lua loop never does: this behaviour cannot be observed under it.
+      return pending("not observable under ThreadSanitizer")
+    end
     local script = dir .. "/busy.lua"
     local f = io.open(script, "w")
     f:write(([[
@@ -143,8 +148,8 @@ describe("examples", function()
   end)
 
   it("demo.lua also runs under stock lua5.4 with the module on its paths", function()
-    local out, rc = run(("LUA_PATH=%q LUA_CPATH=%q lua5.4 %s/examples/demo.lua 2>&1"):format(
-      package.path, package.cpath, SRC))
+    local out, rc = run(("LUA_PATH=%q LUA_CPATH=%q %s %s/examples/demo.lua 2>&1"):format(
+      package.path, package.cpath, S.LUA, SRC))
     assert.equal(0, rc, out)
     assert.matches("bob received 100000 frames in order", out)
   end)

@@ -25,7 +25,14 @@ static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
 static ls_runtime *live[64];
 static bool atexit_set;
 
-static void stop_all_at_exit(void) {
+/* Registered with __cxa_atexit and this object's __dso_handle (not atexit(), which
+ * sanitizers intercept without the handle): glibc then runs it when the module is
+ * dlclose()d as well, so it never outlives its code. */
+extern void *__dso_handle;
+extern int __cxa_atexit(void (*fn)(void *), void *arg, void *dso);
+
+static void stop_all_at_exit(void *unused) {
+  (void)unused;
   pthread_mutex_lock(&live_mu);
   for (size_t i = 0; i < LS_ARRAY_LEN(live); i++)
     if (live[i]) ls_runtime_stop(live[i]);
@@ -44,7 +51,7 @@ static void track(ls_runtime *rt, bool add) {
       break;
     }
   }
-  if (add && !atexit_set) atexit_set = atexit(stop_all_at_exit) == 0;
+  if (add && !atexit_set) atexit_set = __cxa_atexit(stop_all_at_exit, NULL, &__dso_handle) == 0;
   pthread_mutex_unlock(&live_mu);
 }
 
