@@ -4,14 +4,7 @@
 local luaswitch = require "luaswitch"
 local S = require "support"
 
-local function hosts(sw, names)
-  local ports, eps = {}, {}
-  for _, n in ipairs(names) do
-    ports[n] = sw:port { kind = "socketpair", name = n }
-    eps[n] = ports[n]:endpoint()
-  end
-  return ports, eps
-end
+local hosts = S.hosts
 
 local function entry(sw, mac, vlan)
   for _, e in ipairs(sw:fdb()) do

@@ -7,14 +7,7 @@ local luaswitch = require "luaswitch"
 local frame = require "luaswitch.frame"
 local S = require "support"
 
-local function hosts(sw, names)
-  local ports, eps = {}, {}
-  for _, n in ipairs(names) do
-    ports[n] = sw:port { kind = "socketpair", name = n }
-    eps[n] = ports[n]:endpoint()
-  end
-  return ports, eps
-end
+local hosts = S.hosts
 
 local function nothing(ep)
   local f = ep:recv(0.05)

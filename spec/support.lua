@@ -33,6 +33,17 @@ function S.frame(src, dst, opts)
   }
 end
 
+--- Socketpair ports named `names` on switch sw, and an endpoint on each.
+-- @return ports (by name), endpoints (by name)
+function S.hosts(sw, names)
+  local ports, eps = {}, {}
+  for _, n in ipairs(names) do
+    ports[n] = sw:port { kind = "socketpair", name = n }
+    eps[n] = ports[n]:endpoint()
+  end
+  return ports, eps
+end
+
 --- Receive every frame that arrives on endpoint `ep` within `window` seconds.
 function S.collect(ep, window)
   local got = {}

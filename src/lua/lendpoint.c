@@ -291,23 +291,17 @@ static void job_finish(lua_State *L, int idx, lsl_job *j) {
 static void push_result(lua_State *L, const ls_traffic_result *r, bool sender) {
   lua_createtable(L, 0, 10);
   int t = lua_gettop(L);
-#define RSET(k, v)                                                                                 \
-  do {                                                                                             \
-    lua_pushinteger(L, (lua_Integer)(v));                                                          \
-    lua_setfield(L, t, k);                                                                         \
-  } while (0)
-  RSET("frames", r->frames);
-  RSET("bytes", r->bytes);
-  RSET("errors", r->errors);
+  lsl_setint(L, t, "frames", r->frames);
+  lsl_setint(L, t, "bytes", r->bytes);
+  lsl_setint(L, t, "errors", r->errors);
   if (sender) {
-    RSET("waits", r->waits);
+    lsl_setint(L, t, "waits", r->waits);
   } else {
-    RSET("in_order", r->in_order);
-    RSET("reordered", r->reordered);
-    RSET("duplicates", r->duplicates);
-    RSET("gaps", r->gaps);
+    lsl_setint(L, t, "in_order", r->in_order);
+    lsl_setint(L, t, "reordered", r->reordered);
+    lsl_setint(L, t, "duplicates", r->duplicates);
+    lsl_setint(L, t, "gaps", r->gaps);
   }
-#undef RSET
   double secs = r->last_ns > r->first_ns ? (double)(r->last_ns - r->first_ns) / 1e9 : 0;
   lua_pushnumber(L, secs);
   lua_setfield(L, t, "seconds");

@@ -248,19 +248,13 @@ static int m_info(lua_State *L) {
   ls_runtime_info in;
   int err = ls_runtime_info_get(r->rt, &in);
   if (err) return lsl_fail(L, err, "info");
-#define ISET(k, v)                                                                                 \
-  do {                                                                                             \
-    lua_pushinteger(L, (lua_Integer)(v));                                                          \
-    lua_setfield(L, -2, k);                                                                        \
-  } while (0)
-  ISET("switches", in.switches);
-  ISET("wakeups", in.stats.wakeups);
-  ISET("batches", in.stats.batches);
-  ISET("commands", in.stats.commands);
-  ISET("events_lost", in.events_dropped);
-  ISET("buffers_live", in.buffers_live);
-  ISET("buffers_allocated", in.buffers_allocated);
-#undef ISET
+  lsl_setint(L, -1, "switches", in.switches);
+  lsl_setint(L, -1, "wakeups", in.stats.wakeups);
+  lsl_setint(L, -1, "batches", in.stats.batches);
+  lsl_setint(L, -1, "commands", in.stats.commands);
+  lsl_setint(L, -1, "events_lost", in.events_dropped);
+  lsl_setint(L, -1, "buffers_live", in.buffers_live);
+  lsl_setint(L, -1, "buffers_allocated", in.buffers_allocated);
   lua_pushstring(L, in.manual ? "manual" : "real");
   lua_setfield(L, -2, "clock");
   lua_pushnumber(L, lsl_seconds(in.now));

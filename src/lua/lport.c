@@ -54,12 +54,6 @@ static int p_down(lua_State *L) {
   return 1;
 }
 
-#define SETI(t, field, v)                                                                          \
-  do {                                                                                             \
-    lua_pushinteger(L, (lua_Integer)(v));                                                          \
-    lua_setfield(L, t, field);                                                                     \
-  } while (0)
-
 /* p:stats() -> { rx_frames =, rx_bytes =, tx_frames =, tx_bytes =, drops = { ... }, ... } */
 static int p_stats(lua_State *L) {
   lsl_port *p = lsl_check_port(L, 1);
@@ -68,26 +62,26 @@ static int p_stats(lua_State *L) {
   if (err) return lsl_fail(L, err, "stats");
   lua_createtable(L, 0, 10);
   int t = lua_gettop(L);
-  SETI(t, "rx_frames", st.rx_frames);
-  SETI(t, "rx_bytes", st.rx_bytes);
-  SETI(t, "rx_forwarded", st.rx_forwarded);
-  SETI(t, "tx_queued", st.tx_queued);
-  SETI(t, "tx_frames", st.tx_frames);
-  SETI(t, "tx_bytes", st.tx_bytes);
-  SETI(t, "rx_control", st.rx_control);
-  SETI(t, "hangups", st.hangups);
+  lsl_setint(L, t, "rx_frames", st.rx_frames);
+  lsl_setint(L, t, "rx_bytes", st.rx_bytes);
+  lsl_setint(L, t, "rx_forwarded", st.rx_forwarded);
+  lsl_setint(L, t, "tx_queued", st.tx_queued);
+  lsl_setint(L, t, "tx_frames", st.tx_frames);
+  lsl_setint(L, t, "tx_bytes", st.tx_bytes);
+  lsl_setint(L, t, "rx_control", st.rx_control);
+  lsl_setint(L, t, "hangups", st.hangups);
   lua_createtable(L, 0, 10);
   int d = lua_gettop(L);
-  SETI(d, "runt", st.drops.runt);
-  SETI(d, "oversize", st.drops.oversize);
-  SETI(d, "down", st.drops.down);
-  SETI(d, "no_dest", st.drops.no_dest);
-  SETI(d, "bad_peer", st.drops.bad_peer);
-  SETI(d, "rx_error", st.drops.rx_error);
-  SETI(d, "tx_full", st.drops.tx_full);
-  SETI(d, "tx_mtu", st.drops.tx_mtu);
-  SETI(d, "tx_error", st.drops.tx_error);
-  SETI(d, "tx_down", st.drops.tx_down);
+  lsl_setint(L, d, "runt", st.drops.runt);
+  lsl_setint(L, d, "oversize", st.drops.oversize);
+  lsl_setint(L, d, "down", st.drops.down);
+  lsl_setint(L, d, "no_dest", st.drops.no_dest);
+  lsl_setint(L, d, "bad_peer", st.drops.bad_peer);
+  lsl_setint(L, d, "rx_error", st.drops.rx_error);
+  lsl_setint(L, d, "tx_full", st.drops.tx_full);
+  lsl_setint(L, d, "tx_mtu", st.drops.tx_mtu);
+  lsl_setint(L, d, "tx_error", st.drops.tx_error);
+  lsl_setint(L, d, "tx_down", st.drops.tx_down);
   lua_setfield(L, t, "drops");
   return 1;
 }
@@ -100,14 +94,14 @@ static int p_info(lua_State *L) {
   if (err) return lsl_fail(L, err, "info");
   lua_createtable(L, 0, 12);
   int t = lua_gettop(L);
-  SETI(t, "id", in.id);
+  lsl_setint(L, t, "id", in.id);
   lua_pushstring(L, in.cfg.name);
   lua_setfield(L, t, "name");
   lua_pushstring(L, p->kind);
   lua_setfield(L, t, "kind");
-  SETI(t, "mtu", in.cfg.mtu);
-  SETI(t, "txqlen", in.cfg.txqlen);
-  SETI(t, "queued", in.txq_len);
+  lsl_setint(L, t, "mtu", in.cfg.mtu);
+  lsl_setint(L, t, "txqlen", in.cfg.txqlen);
+  lsl_setint(L, t, "queued", in.txq_len);
   lua_pushstring(L, in.admin_up ? "up" : "down");
   lua_setfield(L, t, "admin");
   lua_pushstring(L, in.link_up ? "up" : "down");
@@ -122,7 +116,7 @@ static int p_info(lua_State *L) {
     lua_pushstring(L, in.peer);
     lua_setfield(L, t, "peer");
   }
-  if (in.fd >= 0) SETI(t, "peer_fd", in.fd);
+  if (in.fd >= 0) lsl_setint(L, t, "peer_fd", in.fd);
   lua_getiuservalue(L, 1, 1);
   lua_setfield(L, t, "switch");
   return 1;

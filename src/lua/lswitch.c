@@ -326,12 +326,6 @@ static int sw_config(lua_State *L) {
   return 1;
 }
 
-#define SETI(t, field, v)                                                                          \
-  do {                                                                                             \
-    lua_pushinteger(L, (lua_Integer)(v));                                                          \
-    lua_setfield(L, t, field);                                                                     \
-  } while (0)
-
 /* sw:stats() -> counters of the switch and its table */
 static int sw_stats(lua_State *L) {
   lsl_switch *s = lsl_check_switch(L, 1);
@@ -340,25 +334,25 @@ static int sw_stats(lua_State *L) {
   if (err) return lsl_fail(L, err, "stats");
   lua_createtable(L, 0, 16);
   int t = lua_gettop(L);
-  SETI(t, "ports", snap.nports);
-  SETI(t, "unicast", snap.st.unicast);
-  SETI(t, "flooded", snap.st.flooded);
-  SETI(t, "group_src", snap.st.group_src);
-  SETI(t, "zero_src", snap.st.zero_src);
+  lsl_setint(L, t, "ports", snap.nports);
+  lsl_setint(L, t, "unicast", snap.st.unicast);
+  lsl_setint(L, t, "flooded", snap.st.flooded);
+  lsl_setint(L, t, "group_src", snap.st.group_src);
+  lsl_setint(L, t, "zero_src", snap.st.zero_src);
   lua_createtable(L, 0, 10);
   int f = lua_gettop(L);
-  SETI(f, "entries", snap.fdb_entries);
-  SETI(f, "dynamic", snap.fdb_dynamic);
-  SETI(f, "static", snap.fdb_static);
-  SETI(f, "memory", snap.fdb_memory);
-  SETI(f, "max", snap.cfg.max_macs);
-  SETI(f, "learned", snap.fdb.learned);
-  SETI(f, "moved", snap.fdb.moved);
-  SETI(f, "aged", snap.fdb.aged);
-  SETI(f, "evicted", snap.fdb.evicted);
-  SETI(f, "refused", snap.fdb.refused);
-  SETI(f, "pinned", snap.fdb.pinned);
-  SETI(f, "deleted", snap.fdb.deleted);
+  lsl_setint(L, f, "entries", snap.fdb_entries);
+  lsl_setint(L, f, "dynamic", snap.fdb_dynamic);
+  lsl_setint(L, f, "static", snap.fdb_static);
+  lsl_setint(L, f, "memory", snap.fdb_memory);
+  lsl_setint(L, f, "max", snap.cfg.max_macs);
+  lsl_setint(L, f, "learned", snap.fdb.learned);
+  lsl_setint(L, f, "moved", snap.fdb.moved);
+  lsl_setint(L, f, "aged", snap.fdb.aged);
+  lsl_setint(L, f, "evicted", snap.fdb.evicted);
+  lsl_setint(L, f, "refused", snap.fdb.refused);
+  lsl_setint(L, f, "pinned", snap.fdb.pinned);
+  lsl_setint(L, f, "deleted", snap.fdb.deleted);
   lua_setfield(L, t, "fdb");
   return 1;
 }

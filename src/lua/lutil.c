@@ -193,6 +193,12 @@ void lsl_check_mac(lua_State *L, int arg, uint8_t mac[6]) {
   }
 }
 
+void lsl_setint(lua_State *L, int t, const char *k, uint64_t v) {
+  t = lua_absindex(L, t);
+  lua_pushinteger(L, (lua_Integer)v);
+  lua_setfield(L, t, k);
+}
+
 void lsl_push_mac(lua_State *L, const uint8_t mac[6]) {
   char s[18];
   ls_mac_format(mac, s);

@@ -82,6 +82,9 @@ void lsl_push_mac(lua_State *L, const uint8_t mac[6]);
 /* A frame argument (string); raises if longer than LS_FRAME_MAX. */
 const char *lsl_check_frame(lua_State *L, int arg, size_t *len);
 
+/* t[k] = v for the table at index t (any index form). */
+void lsl_setint(lua_State *L, int t, const char *k, uint64_t v);
+
 /* Seconds <-> runtime nanoseconds. */
 static inline double lsl_seconds(uint64_t ns) {
   return (double)ns / 1e9;
