@@ -198,3 +198,17 @@ describe("bad input", function()
     raises("calling 'recv' on bad self %(endpoint is closed%)", function() return ep:recv() end)
   end)
 end)
+
+describe("limits", function()
+  after_each(function() luaswitch.stop() end)
+
+  it("refuses a switch beyond 4096 per runtime with nil, message, code", function()
+    luaswitch.stop()
+    for i = 1, 4096 do assert.truthy(luaswitch.switch("s" .. i)) end
+    local sw, msg, code = luaswitch.switch "one too many"
+    assert.is_nil(sw)
+    assert.equal("EMFILE", code)
+    assert.matches("limit of 4096 switches reached", msg)
+    assert.equal(4096, #luaswitch.switches())
+  end)
+end)

@@ -19,6 +19,9 @@
 #define LS_NSEC 1000000000ULL
 #define LS_NONE UINT32_MAX
 
+#define LS_STR_(x) #x
+#define LS_STR(x) LS_STR_(x)
+
 #define LS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #define LS_NAME_MAX 64 /* switch and port names, including the NUL */

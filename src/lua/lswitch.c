@@ -64,6 +64,8 @@ int lsl_switch_new(lua_State *L) {
   s->id = sw->id;
   snprintf(s->name, sizeof(s->name), "%s", sw->cfg.name);
   err = ls_switch_attach(sw);
+  if (err == -EMFILE)
+    return lsl_fail(L, err, "limit of " LS_STR(LS_MAX_SWITCHES) " switches reached");
   if (err) return lsl_fail(L, err, "switch");
   s->sw = sw;
   s->closed = false;
@@ -131,6 +133,8 @@ static int sw_port(lua_State *L) {
   if (!p) return lsl_fail(L, err, where);
   if (!name) snprintf(p->cfg.name, sizeof(p->cfg.name), "%s%u", kinds[kind], p->id);
   err = ls_port_add(s->sw, p);
+  if (err == -EMFILE)
+    return lsl_fail(L, err, "limit of " LS_STR(LS_MAX_PORTS) " ports per switch reached");
   if (err) return lsl_fail(L, err, err == -EEXIST ? "port name in use" : "port");
   lsl_port_push(L, 1, p, kinds[kind]);
   return 1;
