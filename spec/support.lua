@@ -149,4 +149,38 @@ function S.record(sw, types)
   return rec
 end
 
+--- Running as root (needed for namespaces, TAP and AF_PACKET)?
+function S.is_root()
+  local p = io.popen("id -u")
+  local uid = p:read("l")
+  p:close()
+  return uid == "0"
+end
+
+--- A short name unique to this process, for namespaces and interfaces (<= 15 bytes).
+function S.uniq(tag)
+  return ("ls%d%s"):format(S.pid() % 100000, tag)
+end
+
+--- Is a command available?
+function S.have(cmd)
+  return os.execute("command -v " .. cmd .. " >/dev/null 2>&1") == true
+end
+
+--- Start `iperf3 -s` in netns `srv`, run a TCP client from netns `cli` to `ip` for `secs`
+-- seconds; returns the receiver's Gbit/s (nil, output on failure).
+function S.iperf(cli, srv, ip, secs)
+  local server = srv:spawn("iperf3 -s -1")
+  S.eventually(function()
+    local _, rc = srv:run("ss -ltn | grep -q ':5201 '")
+    return rc == 0
+  end, 5, "iperf3 server")
+  local out, rc = cli:run(("iperf3 -c %s -t %d -f g"):format(ip, secs or 2))
+  server:wait(2)
+  server:cleanup()
+  if rc ~= 0 then return nil, out end
+  local gbps = out:match("([%d.]+) Gbits/sec%s+receiver")
+  return tonumber(gbps), out
+end
+
 return S

@@ -5,6 +5,7 @@
 #include "frame.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 const uint32_t ls_pool_class_cap[LS_POOL_CLASSES] = {2048, 16384, LS_FRAME_MAX + 64};
 
@@ -51,7 +52,9 @@ ls_buf *ls_pool_get(ls_pool *p, uint8_t cls) {
   }
   b->refs = 1;
   b->len = 0;
+  b->head = 0;
   b->next = NULL;
+  memset(&b->vnet, 0, sizeof(b->vnet));
   p->live++;
   return b;
 }

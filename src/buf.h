@@ -12,16 +12,24 @@
 
 #include <stdint.h>
 
+#include "offload.h"
+
 enum { LS_POOL_CLASSES = 3 };
 
 typedef struct ls_buf {
   struct ls_buf *next; /* free list link */
   uint32_t refs;
-  uint32_t len; /* bytes of frame in data[] */
-  uint32_t cap; /* bytes available in data[] */
-  uint8_t cls;  /* size class, for returning to the right free list */
+  uint32_t len;  /* bytes of frame, starting at data[head] */
+  uint32_t cap;  /* bytes available in data[] */
+  uint16_t head; /* headroom before the frame */
+  uint8_t cls;   /* size class, for returning to the right free list */
+  ls_vnet vnet;  /* offload metadata (virtio-net header); all zero for a plain frame */
   uint8_t data[];
 } ls_buf;
+
+static inline uint8_t *ls_buf_frame(ls_buf *b) {
+  return b->data + b->head;
+}
 
 typedef struct ls_pool {
   ls_buf *free[LS_POOL_CLASSES];

@@ -112,9 +112,26 @@ bool ls_port_batch_done(ls_port *in) {
   return pause;
 }
 
-void ls_port_sent(ls_port *p, uint32_t n) {
-  (void)n;
+void ls_port_txq_sent(ls_port *p, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    ls_buf *b = p->txq[p->txq_head];
+    p->st.tx_frames++;
+    p->st.tx_bytes += b->len;
+    ls_buf_unref(&p->rt->pool, b);
+    p->txq_head = (p->txq_head + 1) & p->txq_mask;
+    p->txq_len--;
+  }
   p->last_progress = p->rt->now;
+  if (p->congested && p->txq_len <= p->lowat) uncongest(p);
+}
+
+void ls_port_txq_drop(ls_port *p, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    ls_buf_unref(&p->rt->pool, p->txq[p->txq_head]);
+    p->txq_head = (p->txq_head + 1) & p->txq_mask;
+    p->txq_len--;
+    p->st.drops.tx_error++;
+  }
   if (p->congested && p->txq_len <= p->lowat) uncongest(p);
 }
 
@@ -370,6 +387,7 @@ static int cmd_info(ls_runtime *rt, ls_cmd *cmd) {
   o->admin_up = p->admin_up;
   o->link_up = p->link_up;
   o->txq_len = p->txq_len;
+  o->offloads = p->offloads;
   o->fd = -1;
   if (p->ops->describe) p->ops->describe(p, o);
   return 0;

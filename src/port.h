@@ -100,6 +100,7 @@ struct ls_port {
   uint32_t index; /* position in sw->ports */
   ls_port_config cfg;
   uint8_t rx_cls; /* buffer class that fits mtu */
+  bool offloads;  /* the peer takes frames with their virtio-net header (ls_buf.vnet) */
   bool admin_up;
   bool link_up;
   bool attached;
@@ -124,13 +125,19 @@ struct ls_port {
   uint32_t nfed;
 };
 
+#define LS_NETNS_NAME_MAX 256
+#define LS_IFNAME_MAX 16
+
 typedef struct ls_port_info {
   uint32_t id;
   ls_port_config cfg;
   bool admin_up, link_up;
+  bool offloads;
   uint32_t txq_len;
   char path[108];
   char peer[108];
+  char ifname[LS_IFNAME_MAX];
+  char netns[LS_NETNS_NAME_MAX];
   int fd;
 } ls_port_info;
 
@@ -167,8 +174,11 @@ static inline void ls_port_fed(ls_port *in, ls_port *out) {
 /* End of an input batch (after the flush): wait on the outputs that are still congested.
  * Returns true when the port must stop reading. */
 bool ls_port_batch_done(ls_port *in);
-/* The kind sent n frames from the queue (progress). */
-void ls_port_sent(ls_port *p, uint32_t n);
+/* The kind sent the first n frames of the queue: count them, release them, note the
+ * progress. */
+void ls_port_txq_sent(ls_port *p, uint32_t n);
+/* The peer refused the first n frames of the queue: count them as tx_error, release. */
+void ls_port_txq_drop(ls_port *p, uint32_t n);
 /* Data plane: the runtime's watchdog found p stalled. */
 void ls_port_stall(ls_port *p);
 /* Release the frames on the queue, counting them as tx_down. */

@@ -196,6 +196,7 @@ static void dgram_read(dgram_port *d) {
     unsigned ready = 0;
     for (; ready < n; ready++) {
       if (!bufs[ready] && !(bufs[ready] = ls_pool_get(&rt->pool, cls))) break;
+      bufs[ready]->head = 0; /* scratch buffers are shared between ports */
       rt->rx_iov[ready].iov_base = bufs[ready]->data;
       rt->rx_iov[ready].iov_len = bufs[ready]->cap;
       struct msghdr *m = &rt->rx_msgs[ready].msg_hdr;
@@ -256,7 +257,7 @@ static void dgram_flush(ls_port *p) {
     unsigned n = p->txq_len < LS_BATCH ? p->txq_len : LS_BATCH;
     for (unsigned i = 0; i < n; i++) {
       ls_buf *b = p->txq[(p->txq_head + i) & p->txq_mask];
-      rt->tx_iov[i].iov_base = b->data;
+      rt->tx_iov[i].iov_base = ls_buf_frame(b);
       rt->tx_iov[i].iov_len = b->len;
       struct msghdr *m = &rt->tx_msgs[i].msg_hdr;
       memset(m, 0, sizeof(*m));
@@ -265,15 +266,7 @@ static void dgram_flush(ls_port *p) {
     }
     int r = sendmmsg(d->fd, rt->tx_msgs, n, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (r > 0) {
-      for (int i = 0; i < r; i++) {
-        ls_buf *b = p->txq[p->txq_head];
-        p->st.tx_frames++;
-        p->st.tx_bytes += b->len;
-        ls_buf_unref(&rt->pool, b);
-        p->txq_head = (p->txq_head + 1) & p->txq_mask;
-        p->txq_len--;
-      }
-      ls_port_sent(p, (uint32_t)r);
+      ls_port_txq_sent(p, (uint32_t)r);
       continue;
     }
     int e = errno;
@@ -284,10 +277,7 @@ static void dgram_flush(ls_port *p) {
       return;
     }
     /* This frame cannot be sent (EMSGSIZE, ENOBUFS, ...): drop it and go on. */
-    ls_buf_unref(&rt->pool, p->txq[p->txq_head]);
-    p->txq_head = (p->txq_head + 1) & p->txq_mask;
-    p->txq_len--;
-    p->st.drops.tx_error++;
+    ls_port_txq_drop(p, 1);
     ls_port_error(p, -e, LS_REASON_TX);
   }
   update_poll(d);

@@ -65,6 +65,20 @@ void ls_rt_unmark_dirty(ls_runtime *rt, ls_port *p) {
   p->dirty_next = NULL;
 }
 
+ls_buf *ls_rx_take(ls_runtime *rt, uint8_t cls, ls_buf **slot, uint32_t len) {
+  ls_buf *big = *slot;
+  if (cls > 0 && len <= ls_pool_class_cap[0]) {
+    ls_buf *b = ls_pool_get(&rt->pool, 0);
+    if (!b) return NULL;
+    memcpy(b->data, ls_buf_frame(big), len);
+    b->len = len;
+    return b;
+  }
+  *slot = NULL;
+  big->len = len;
+  return big;
+}
+
 void ls_rt_flush(ls_runtime *rt) {
   while (rt->dirty) {
     ls_port *p = rt->dirty;

@@ -156,6 +156,11 @@ void ls_rt_flush(ls_runtime *rt);
 void ls_rt_mark_dirty(ls_runtime *rt, ls_port *p);
 /* Remove a port from the dirty list (it is being closed). */
 void ls_rt_unmark_dirty(ls_runtime *rt, ls_port *p);
+/* A receive into the scratch buffer *slot (class cls) returned len bytes: take the frame.
+ * A short frame in a large buffer is copied into a small one and the large buffer stays
+ * in the slot for the next receive, so queues never pin 64 KiB per 60-byte frame.
+ * Returns the frame (len set), or NULL when out of memory (the frame is dropped). */
+ls_buf *ls_rx_take(ls_runtime *rt, uint8_t cls, ls_buf **slot, uint32_t len);
 /* A port became congested: make sure the stall watchdog runs. */
 void ls_rt_watch_congestion(ls_runtime *rt);
 

@@ -3,6 +3,7 @@
  */
 #include "switch.h"
 #include "frame.h"
+#include "offload.h"
 #include "port.h"
 
 #include <errno.h>
@@ -42,18 +43,96 @@ static void fdb_notify(void *ctx, enum ls_fdb_note what, const ls_fdb_entry *e, 
 
 /* ---- the frame path ------------------------------------------------------------------------- */
 
+/* One received frame on its way out. A frame that carries offload work (a partial
+ * checksum, or a GSO super-frame from a TAP or AF_PACKET port) goes as it is to ports
+ * that take offloads; the first port that does not triggers the work, once per frame. */
+typedef struct fwd {
+  ls_runtime *rt;
+  ls_port *in;
+  ls_buf *b;
+  uint32_t payload; /* bytes after the L2 header (for GSO: the segment size) */
+  int seg_state;    /* 0 not needed/not done, 1 segments ready, -1 the frame is malformed */
+  uint32_t nsegs;
+  ls_buf *segs[LS_MAX_SEGS];
+} fwd;
+
+static uint8_t *seg_alloc(void *ctx, uint32_t len) {
+  fwd *w = ctx;
+  if (w->nsegs == LS_MAX_SEGS) return NULL;
+  ls_buf *s = ls_pool_get(&w->rt->pool, ls_pool_class_for(len));
+  if (!s) return NULL;
+  w->segs[w->nsegs] = s;
+  return s->data;
+}
+
+static void seg_done(void *ctx, uint32_t len) {
+  fwd *w = ctx;
+  w->segs[w->nsegs++]->len = len;
+}
+
+static void make_segments(fwd *w) {
+  ls_buf *b = w->b;
+  if (b->vnet.gso_type == LS_VNET_GSO_NONE) {
+    /* Only a partial checksum: complete it in place for every port (ports with offloads
+     * take a complete checksum as well, so queued copies stay consistent). */
+    if (ls_offload_csum(ls_buf_frame(b), b->len, &b->vnet) < 0) {
+      w->seg_state = -1;
+      return;
+    }
+    b->vnet.flags = (uint8_t)((b->vnet.flags & ~LS_VNET_F_NEEDS_CSUM) | LS_VNET_F_DATA_VALID);
+    w->seg_state = 0;
+    return;
+  }
+  int n = ls_offload_segment(ls_buf_frame(b), b->len, &b->vnet, seg_alloc, seg_done, w);
+  if (n < 0) {
+    for (uint32_t i = 0; i < w->nsegs; i++) ls_buf_unref(&w->rt->pool, w->segs[i]);
+    w->nsegs = 0;
+    w->seg_state = -1;
+    return;
+  }
+  w->seg_state = 1;
+}
+
+static void deliver(fwd *w, ls_port *out) {
+  if (LS_LIKELY(!ls_vnet_pending(&w->b->vnet)) || out->offloads) {
+    ls_port_enqueue(out, w->b, w->payload);
+  } else {
+    if (w->seg_state == 0) make_segments(w);
+    if (w->seg_state < 0) {
+      out->st.tx_queued++;
+      out->st.drops.tx_error++;
+      return;
+    }
+    if (w->seg_state == 0) {
+      ls_port_enqueue(out, w->b, w->payload); /* checksum completed in place */
+    } else {
+      for (uint32_t i = 0; i < w->nsegs; i++) {
+        ls_buf *s = w->segs[i];
+        ls_eth_info eth;
+        uint32_t pl = ls_eth_parse(s->data, s->len, &eth) == 0 ? s->len - eth.l2_len : s->len;
+        ls_port_enqueue(out, s, pl);
+      }
+    }
+  }
+  ls_port_fed(w->in, out);
+}
+
 void ls_switch_input(ls_switch *sw, ls_port *in, ls_buf *b, bool trunc) {
   ls_runtime *rt = sw->rt;
   uint32_t len = b->len;
   in->st.rx_frames++;
   in->st.rx_bytes += len;
   ls_eth_info eth;
-  if (LS_UNLIKELY(ls_eth_parse(b->data, len, &eth) < 0)) {
+  uint8_t *f = ls_buf_frame(b);
+  fwd w;
+  w.nsegs = 0;
+  if (LS_UNLIKELY(ls_eth_parse(f, len, &eth) < 0)) {
     in->st.drops.runt++;
     goto drop;
   }
-  uint32_t payload = len - eth.l2_len;
-  if (LS_UNLIKELY(trunc || payload > in->cfg.mtu)) {
+  w.payload = len - eth.l2_len;
+  if (LS_UNLIKELY(b->vnet.gso_type != LS_VNET_GSO_NONE)) w.payload = b->vnet.gso_size;
+  if (LS_UNLIKELY(trunc || w.payload > in->cfg.mtu)) {
     in->st.drops.oversize++;
     goto drop;
   }
@@ -61,7 +140,11 @@ void ls_switch_input(ls_switch *sw, ls_port *in, ls_buf *b, bool trunc) {
     in->st.drops.down++;
     goto drop;
   }
-  const uint8_t *dst = b->data, *src = b->data + LS_ETH_ALEN;
+  w.rt = rt;
+  w.in = in;
+  w.b = b;
+  w.seg_state = 0;
+  const uint8_t *dst = f, *src = f + LS_ETH_ALEN;
   uint16_t vlan = 0; /* VLAN-unaware: tags pass through, one table */
 
   if (LS_LIKELY(!ls_mac_is_group(src))) {
@@ -85,11 +168,9 @@ void ls_switch_input(ls_switch *sw, ls_port *in, ls_buf *b, bool trunc) {
         goto drop;
       }
       sw->st.unicast++;
-      ls_port_enqueue(out, b, payload);
-      ls_port_fed(in, out);
+      deliver(&w, out);
       in->st.rx_forwarded++;
-      ls_buf_unref(&rt->pool, b);
-      return;
+      goto done;
     }
   }
 
@@ -99,14 +180,15 @@ void ls_switch_input(ls_switch *sw, ls_port *in, ls_buf *b, bool trunc) {
   for (uint32_t i = 0; i < sw->nports; i++) {
     ls_port *p = sw->ports[i];
     if (p == in || !ls_port_forwarding(p)) continue;
-    ls_port_enqueue(p, b, payload);
-    ls_port_fed(in, p);
+    deliver(&w, p);
     n++;
   }
   if (n)
     in->st.rx_forwarded++;
   else
     in->st.drops.no_dest++;
+done:
+  for (uint32_t i = 0; i < w.nsegs; i++) ls_buf_unref(&rt->pool, w.segs[i]);
 drop:
   ls_buf_unref(&rt->pool, b);
 }

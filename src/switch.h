@@ -22,6 +22,7 @@
 #include "runtime.h"
 
 #define LS_MAX_PORTS 4096    /* ports per switch */
+#define LS_MAX_SEGS 192      /* segments one GSO frame may be cut into (64 KiB / 342 bytes) */
 #define LS_MAX_SWITCHES 4096 /* switches per runtime */
 #define LS_AGING_DEFAULT (300 * LS_NSEC)
 #define LS_MAX_MACS_DEFAULT 8192

@@ -41,10 +41,6 @@ M.endpoint = core.endpoint
 --- Start the data-plane thread (done implicitly by the first switch).
 -- @function start
 M.start = core.start
---- Close every switch and port and stop the data-plane thread. `start` (or a new
--- switch) starts it again.
--- @function stop
-M.stop = core.stop
 --- Is the data-plane thread running?
 -- @function running
 M.running = core.running
@@ -71,6 +67,119 @@ M.info = core.info
 --- Open switches, in creation order.
 -- @function switches
 M.switches = core.switches
+
+-- ---- ports that own what Lua set up for them --------------------------------------------
+
+local switch_methods = core.methods.switch
+local port_methods = core.methods.port
+local netns -- luaswitch.netns, loaded on first use
+
+-- port -> list of objects with :close() (namespaces created for it), closed with the port
+local owned = setmetatable({}, { __mode = "k" })
+
+local function release(p)
+  local list = owned[p]
+  if not list then return end
+  owned[p] = nil
+  for i = #list, 1, -1 do list[i]:close() end
+end
+
+local c_port, c_port_close, c_switch_close, c_stop =
+  switch_methods.port, port_methods.close, switch_methods.close, core.stop
+
+--- Create a port. See the README for the kinds and their options. A "tap" port also
+-- takes `addresses` (list of "10.0.0.1/24", "fd00::1/64"; assigned with iproute2) and
+-- `create_netns = true` (create the namespace named by `netns` if it does not exist; it is
+-- then deleted when the port closes).
+function switch_methods.port(sw, opts)
+  if getmetatable(sw) ~= core.metatables.switch then
+    error(("calling 'port' on bad self (luaswitch.switch expected, got %s)"):format(type(sw)), 2)
+  end
+  if sw.closed then error(("calling 'port' on bad self (switch '%s' is closed)"):format(sw.name), 2) end
+  if type(opts) ~= "table" or (opts.addresses == nil and opts.create_netns == nil) then
+    return c_port(sw, opts)
+  end
+  if opts.kind ~= "tap" then
+    local k = opts.addresses ~= nil and "addresses" or "create_netns"
+    error(("port: unknown option '%s'"):format(k), 2)
+  end
+  local addrs = opts.addresses
+  if addrs ~= nil then
+    if type(addrs) ~= "table" then
+      error(("port: bad option 'addresses' (list of strings expected, got %s)"):format(type(addrs)), 2)
+    end
+    for i, a in ipairs(addrs) do
+      if type(a) ~= "string" or not a:match("^[%x:.]+/%d+$") then
+        error(("port: bad option 'addresses' (item %d: an address with a prefix length like 10.0.0.1/24 expected, got %s)")
+          :format(i, tostring(a)), 2)
+      end
+    end
+  end
+  if opts.create_netns ~= nil and type(opts.create_netns) ~= "boolean" then
+    error(("port: bad option 'create_netns' (boolean expected, got %s)"):format(type(opts.create_netns)), 2)
+  end
+  if opts.create_netns and not opts.netns then
+    error("port: bad option 'create_netns' (it needs the option 'netns', the name to create)", 2)
+  end
+  local o = {}
+  for k, v in pairs(opts) do
+    if k ~= "addresses" and k ~= "create_netns" then o[k] = v end
+  end
+  netns = netns or require "luaswitch.netns"
+  local ns
+  if opts.create_netns and type(opts.netns) == "string" and not netns.exists(opts.netns) then
+    local err, code
+    ns, err, code = netns.create(opts.netns)
+    if not ns then return nil, err, code end
+  end
+  local p, err, code = c_port(sw, o)
+  if not p then
+    if ns then ns:close() end
+    return nil, err, code
+  end
+  if ns then owned[p] = { ns } end
+  local info = p:info()
+  for _, a in ipairs(addrs or {}) do
+    local out, rc = netns.sh(("ip %saddr add %s dev %s"):format(
+      info.netns and ("-n " .. netns.quote(info.netns) .. " ") or "", netns.quote(a), netns.quote(info.ifname)))
+    if rc ~= 0 then
+      port_methods.close(p)
+      return nil, ("EINVAL: cannot add address %s to %s: %s"):format(a, info.ifname, out:gsub("%s+$", "")),
+        "EINVAL"
+    end
+  end
+  return p
+end
+
+--- Close the port (and what was created for it).
+function port_methods.close(p)
+  c_port_close(p)
+  release(p)
+end
+
+--- Close the switch, its ports, and what was created for them.
+function switch_methods.close(sw)
+  local ports = sw.closed and {} or sw:ports()
+  c_switch_close(sw)
+  for _, p in ipairs(ports) do release(p) end
+end
+
+core.metatables.port.__close = port_methods.close
+core.metatables.switch.__close = switch_methods.close
+
+local function stop()
+  local ports = {}
+  for _, sw in ipairs(core.switches()) do
+    for _, p in ipairs(sw:ports()) do ports[#ports + 1] = p end
+  end
+  c_stop()
+  for _, p in ipairs(ports) do release(p) end
+end
+
+--- Close every switch and port and stop the data-plane thread. `start` (or a new switch)
+-- starts it again.
+-- @function stop
+M.stop = stop
 
 local EVENTS = {
   learn = true, move = true, age = true, evict = true, port = true, error = true, lost = true,
@@ -121,8 +230,6 @@ local function remove_handler(key, event, fn)
   end
   return n
 end
-
-local switch_methods = core.methods.switch
 
 --- Register a handler for this switch's events. Events: "learn", "move", "age",
 -- "evict", "port", "error". Several handlers per event run in registration order, from

@@ -31,12 +31,50 @@ static bool atexit_set;
 extern void *__dso_handle;
 extern int __cxa_atexit(void (*fn)(void *), void *arg, void *dso);
 
+/* Shell commands that undo what Lua helpers created (namespaces, veth pairs), run at
+ * exit after the runtimes stopped; each is cancelled when its object is closed. */
+static char *undo[1024];
+
 static void stop_all_at_exit(void *unused) {
   (void)unused;
   pthread_mutex_lock(&live_mu);
   for (size_t i = 0; i < LS_ARRAY_LEN(live); i++)
     if (live[i]) ls_runtime_stop(live[i]);
+  for (size_t i = LS_ARRAY_LEN(undo); i-- > 0;) {
+    if (!undo[i]) continue;
+    if (system(undo[i]) != 0) { /* best effort: the thing may be gone already */
+    }
+    free(undo[i]);
+    undo[i] = NULL;
+  }
   pthread_mutex_unlock(&live_mu);
+}
+
+static void ensure_exit_hook(void);
+
+/* core.atexit(cmd) -> id: run the shell command cmd at process exit unless cancelled. */
+static int m_atexit(lua_State *L) {
+  const char *cmd = luaL_checkstring(L, 1);
+  ensure_exit_hook();
+  pthread_mutex_lock(&live_mu);
+  size_t i = 0;
+  while (i < LS_ARRAY_LEN(undo) && undo[i]) i++;
+  if (i < LS_ARRAY_LEN(undo)) undo[i] = strdup(cmd);
+  pthread_mutex_unlock(&live_mu);
+  if (i == LS_ARRAY_LEN(undo)) return luaL_error(L, "atexit: too many registered commands");
+  lua_pushinteger(L, (lua_Integer)i + 1);
+  return 1;
+}
+
+/* core.atexit_cancel(id) */
+static int m_atexit_cancel(lua_State *L) {
+  lua_Integer id = luaL_optinteger(L, 1, 0);
+  if (id < 1 || id > (lua_Integer)LS_ARRAY_LEN(undo)) return 0;
+  pthread_mutex_lock(&live_mu);
+  free(undo[id - 1]);
+  undo[id - 1] = NULL;
+  pthread_mutex_unlock(&live_mu);
+  return 0;
 }
 
 static void track(ls_runtime *rt, bool add) {
@@ -51,7 +89,13 @@ static void track(ls_runtime *rt, bool add) {
       break;
     }
   }
-  if (add && !atexit_set) atexit_set = __cxa_atexit(stop_all_at_exit, NULL, &__dso_handle) == 0;
+  pthread_mutex_unlock(&live_mu);
+  if (add) ensure_exit_hook();
+}
+
+static void ensure_exit_hook(void) {
+  pthread_mutex_lock(&live_mu);
+  if (!atexit_set) atexit_set = __cxa_atexit(stop_all_at_exit, NULL, &__dso_handle) == 0;
   pthread_mutex_unlock(&live_mu);
 }
 
@@ -305,14 +349,24 @@ static int m_parse_mac(lua_State *L) {
 }
 
 static const luaL_Reg funcs[] = {
-    {"start", m_start},         {"stop", m_stop},
-    {"running", m_running},     {"clock", m_clock},
-    {"advance", m_advance},     {"now", m_now},
-    {"fileno", m_fileno},       {"wait", m_wait},
-    {"events", m_events},       {"info", m_info},
-    {"switches", m_switches},   {"parse_mac", m_parse_mac},
-    {"switch", lsl_switch_new}, {"endpoint", lsl_endpoint_new},
-    {"monotime", m_monotime},   {NULL, NULL},
+    {"start", m_start},
+    {"stop", m_stop},
+    {"running", m_running},
+    {"clock", m_clock},
+    {"advance", m_advance},
+    {"now", m_now},
+    {"fileno", m_fileno},
+    {"wait", m_wait},
+    {"events", m_events},
+    {"info", m_info},
+    {"switches", m_switches},
+    {"parse_mac", m_parse_mac},
+    {"switch", lsl_switch_new},
+    {"endpoint", lsl_endpoint_new},
+    {"monotime", m_monotime},
+    {"atexit", m_atexit},
+    {"atexit_cancel", m_atexit_cancel},
+    {NULL, NULL},
 };
 
 LUAMOD_API int luaopen_luaswitch_core(lua_State *L);
@@ -358,6 +412,12 @@ LUAMOD_API int luaopen_luaswitch_core(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, LSL_PORT_METHODS);
   lua_setfield(L, -2, "port");
   lua_setfield(L, -2, "methods");
+  lua_createtable(L, 0, 2);
+  luaL_getmetatable(L, LSL_SWITCH);
+  lua_setfield(L, -2, "switch");
+  luaL_getmetatable(L, LSL_PORT);
+  lua_setfield(L, -2, "port");
+  lua_setfield(L, -2, "metatables");
   lua_pushliteral(L, LS_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

@@ -116,6 +116,16 @@ static int p_info(lua_State *L) {
     lua_pushstring(L, in.peer);
     lua_setfield(L, t, "peer");
   }
+  if (in.ifname[0]) {
+    lua_pushstring(L, in.ifname);
+    lua_setfield(L, t, "ifname");
+  }
+  if (in.netns[0]) {
+    lua_pushstring(L, in.netns);
+    lua_setfield(L, t, "netns");
+  }
+  lua_pushboolean(L, in.offloads);
+  lua_setfield(L, t, "offloads");
   if (in.fd >= 0) lsl_setint(L, t, "peer_fd", in.fd);
   lua_getiuservalue(L, 1, 1);
   lua_setfield(L, t, "switch");

@@ -1,0 +1,190 @@
+-- Ports against real kernel network stacks (root only): hosts in network namespaces on
+-- TAP ports and on veth pairs attached with AF_PACKET ports; ping, arping, TCP with the
+-- kernel's offloads on, 802.1Q tags crafted with scapy, and peers that disappear.
+-- Every namespace and interface is created here and removed in after_each (and by the
+-- exit hook if the process dies mid-spec).
+
+local luaswitch = require "luaswitch"
+local netns = require "luaswitch.netns"
+local S = require "support"
+
+local ROOT = S.is_root()
+
+local function needs_root()
+  if not ROOT then pending("needs root (network namespaces, TAP, AF_PACKET)") return true end
+end
+
+describe("kernel peers #root", function()
+  local sw, made
+
+  local function ns(tag)
+    local n = assert(netns.create(S.uniq(tag)))
+    made[#made + 1] = n
+    return n
+  end
+
+  local function veth(opts)
+    local v = assert(netns.veth(opts))
+    made[#made + 1] = v
+    return v
+  end
+
+  before_each(function()
+    made = {}
+    if ROOT then sw = luaswitch.switch "kernel" end
+  end)
+
+  after_each(function()
+    if sw then sw:close() end
+    for i = #made, 1, -1 do made[i]:close() end
+    luaswitch.stop()
+  end)
+
+  local function fdb_port(mac)
+    for _, e in ipairs(sw:fdb()) do if e.mac == mac then return e.port end end
+  end
+
+  local function mac_of(n, ifname)
+    return n:check("cat /sys/class/net/" .. ifname .. "/address"):gsub("%s+", "")
+  end
+
+  it("connects two namespaces over TAP ports: ping, arping, TCP, and the FDB", function()
+    if needs_root() then return end
+    local h1, h2 = ns("t1"), ns("t2")
+    local p1 = assert(sw:port { kind = "tap", name = "h1", ifname = "eth0", netns = h1.name,
+                                addresses = { "10.0.0.1/24" } })
+    local p2 = assert(sw:port { kind = "tap", name = "h2", ifname = "eth0", netns = h2.name,
+                                addresses = { "10.0.0.2/24" } })
+    local info = p1:info()
+    assert.equal("eth0", info.ifname)
+    assert.equal(h1.name, info.netns)
+    assert.is_true(info.offloads)
+    h1:check("ping -c 5 -i 0.2 -W 2 10.0.0.2")
+    h2:check("ping -c 5 -i 0.2 -W 2 10.0.0.1")
+    h1:check("arping -c 2 -w 3 -I eth0 10.0.0.2")
+    local gbps, out = S.iperf(h1, h2, "10.0.0.2", 2)
+    assert.truthy(gbps, out)
+    print(("    TCP over TAP ports: %.1f Gbit/s"):format(gbps))
+    assert.is_true(gbps > 0.1)
+    assert.equal(p1, fdb_port(mac_of(h1, "eth0")))
+    assert.equal(p2, fdb_port(mac_of(h2, "eth0")))
+  end)
+
+  it("connects namespaces over veth pairs with AF_PACKET ports, offloads left on", function()
+    if needs_root() then return end
+    local h1, h2 = ns("p1"), ns("p2")
+    veth { name = "eth0", netns = h1, peer = S.uniq("v1"), addresses = { "10.0.1.1/24" } }
+    veth { name = "eth0", netns = h2, peer = S.uniq("v2"), addresses = { "10.0.1.2/24" } }
+    assert.matches("tcp%-segmentation%-offload: on", h1:check("ethtool -k eth0"))
+    assert.matches("tx%-checksumming: on", h1:check("ethtool -k eth0"))
+    local p1 = assert(sw:port { kind = "packet", name = "h1", ifname = S.uniq("v1") })
+    assert(sw:port { kind = "packet", name = "h2", ifname = S.uniq("v2") })
+    assert.equal("up", p1:state())
+    h1:check("ping -c 3 -i 0.2 -W 2 10.0.1.2")
+    local gbps, out = S.iperf(h1, h2, "10.0.1.2", 2)
+    assert.truthy(gbps, out)
+    print(("    TCP over veth + AF_PACKET ports: %.1f Gbit/s"):format(gbps))
+    assert.equal(p1, fdb_port(mac_of(h1, "eth0")))
+  end)
+
+  it("segments and checksums offloaded frames for a port without offloads", function()
+    if needs_root() then return end
+    -- h1 on a TAP with offloads: its stack sends 64 KiB TSO frames with partial checksums.
+    -- h2 on a packet port without PACKET_VNET_HDR: every frame must leave complete.
+    local h1, h2 = ns("s1"), ns("s2")
+    assert(sw:port { kind = "tap", name = "h1", ifname = "eth0", netns = h1.name,
+                     addresses = { "10.0.2.1/24" } })
+    veth { name = "eth0", netns = h2, peer = S.uniq("s2"), addresses = { "10.0.2.2/24" } }
+    h2:check("ethtool -K eth0 tx off tso off gso off") -- h2's own frames must be plain too
+    local p2 = assert(sw:port { kind = "packet", name = "h2", ifname = S.uniq("s2"), vnet_hdr = false })
+    assert.is_false(p2:info().offloads)
+    local gbps, out = S.iperf(h1, h2, "10.0.2.2", 2)
+    assert.truthy(gbps, out)
+    print(("    TCP TAP (TSO) -> packet without offloads: %.1f Gbit/s"):format(gbps))
+    local st = p2:stats()
+    assert.is_true(st.tx_frames > st.rx_frames) -- many segments out per large frame in
+    assert.equal(0, st.drops.tx_error)
+    assert.equal(0, st.drops.tx_mtu)
+  end)
+
+  it("carries 802.1Q-tagged frames intact across TAP and packet ports", function()
+    if needs_root() then return end
+    if not S.have("tcpdump") or os.execute("/usr/bin/python3 -c 'import scapy' 2>/dev/null") ~= true then
+      pending("needs tcpdump and python3-scapy")
+      return
+    end
+    local h1, h2 = ns("q1"), ns("q2")
+    assert(sw:port { kind = "tap", name = "h1", ifname = "eth0", netns = h1.name })
+    veth { name = "eth0", netns = h2, peer = S.uniq("q2") }
+    assert(sw:port { kind = "packet", name = "h2", ifname = S.uniq("q2") })
+    local function tagged(from, to, vid)
+      local cap = to:spawn(("tcpdump -i eth0 -nn -e -c 1 -l 'vlan %d and udp port 4242'"):format(vid))
+      S.eventually(function() return cap:output():match("listening on") end, 5, "tcpdump")
+      from:check(("/usr/bin/python3 -c \"from scapy.all import *; " ..
+        "sendp(Ether(dst='ff:ff:ff:ff:ff:ff')/Dot1Q(vlan=%d,prio=5)/IP(dst='10.9.9.9')/UDP(dport=4242)/Raw(b'luaswitch'), iface='eth0', verbose=False)\"")
+        :format(vid))
+      assert.is_true(cap:wait(5), "no tagged frame arrived")
+      local text = cap:output()
+      cap:cleanup()
+      return text
+    end
+    assert.matches("vlan 42, p 5", tagged(h1, h2, 42)) -- TAP in, AF_PACKET out
+    assert.matches("vlan 77, p 5", tagged(h2, h1, 77)) -- AF_PACKET in (tag stripped by the kernel), TAP out
+  end)
+
+  it("takes a TAP port down when its namespace is deleted, idles, and works when re-added", function()
+    if needs_root() then return end
+    local rec = S.record(sw, { "port" })
+    local h1 = ns("d1")
+    local p1 = assert(sw:port { kind = "tap", name = "h1", ifname = "eth0", netns = h1.name })
+    h1:close()
+    S.eventually(function() return #rec.port >= 1 end, 5, "port event")
+    assert.equal(p1, rec.port[1].port)
+    assert.equal("down", rec.port[1].state)
+    assert.equal("hangup", rec.port[1].reason)
+    local cpu0 = S.dataplane_cpu()
+    luaswitch.dispatch(0.3)
+    assert.is_true(S.dataplane_cpu() - cpu0 < 0.02, "the data plane spins")
+    p1:close()
+    local again = ns("d1")
+    local p2 = assert(sw:port { kind = "tap", name = "h1", ifname = "eth0", netns = again.name,
+                                addresses = { "10.0.3.1/24" } })
+    assert.equal("up", p2:state())
+  end)
+
+  it("takes a packet port down when its interface is deleted, idles, and works when re-added", function()
+    if needs_root() then return end
+    local rec = S.record(sw, { "port" })
+    local h1 = ns("e1")
+    local v = veth { name = "eth0", netns = h1, peer = S.uniq("e1"), addresses = { "10.0.4.1/24" } }
+    local p1 = assert(sw:port { kind = "packet", name = "h1", ifname = S.uniq("e1") })
+    v:close()
+    S.eventually(function() return #rec.port >= 1 end, 5, "port event")
+    assert.equal("down", rec.port[#rec.port].state)
+    assert.equal("hangup", rec.port[#rec.port].reason)
+    local cpu0 = S.dataplane_cpu()
+    luaswitch.dispatch(0.3)
+    assert.is_true(S.dataplane_cpu() - cpu0 < 0.02, "the data plane spins")
+    p1:close()
+    veth { name = "eth0", netns = h1, peer = S.uniq("e1"), addresses = { "10.0.4.1/24" } }
+    local p2 = assert(sw:port { kind = "packet", name = "h1", ifname = S.uniq("e1") })
+    assert.equal("up", p2:state())
+  end)
+
+  it("returns clear errors for missing interfaces, namespaces and bad names", function()
+    if needs_root() then return end
+    local p, msg, code = sw:port { kind = "packet", name = "x", ifname = "nosuchif0" }
+    assert.is_nil(p)
+    assert.equal("ENODEV", code)
+    assert.matches("interface nosuchif0", msg)
+    p, msg, code = sw:port { kind = "tap", name = "y", netns = S.uniq("none") }
+    assert.is_nil(p)
+    assert.equal("ENOENT", code)
+    assert.matches("netns", msg)
+    assert.has_error(function() sw:port { kind = "tap", name = "waytoolonginterfacename" } end,
+      "port: bad option 'name' (interface names are at most 15 bytes, got 'waytoolonginterfacename')")
+    assert.has_error(function() sw:port { kind = "packet", name = "z" } end,
+      "port: missing option 'ifname' for a packet port")
+    assert.equal(0, #sw:ports())
+  end)
+end)
