@@ -11,17 +11,12 @@
 #include "frame.h"
 #include "lutil.h"
 #include "port.h"
-#include "netns.h"
-#include "port_dgram.h"
-#include "port_packet.h"
-#include "port_tap.h"
+#include "lkinds.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define KIND_LIST "\"socketpair\", \"unix\", \"tap\", \"packet\""
 
 static const char *const evict_names[] = {"refuse", "oldest", "port", NULL};
 
@@ -83,110 +78,62 @@ int lsl_switch_new(lua_State *L) {
   return 1;
 }
 
-/* sw:port { kind =, name =, mtu =, txqlen =, up =, path =, peer = } */
+/* sw:port { kind =, name =, mtu =, txqlen =, up =, ... kind options } */
 static int sw_port(lua_State *L) {
   const char *fn = "port";
   lsl_switch *s = lsl_check_switch(L, 1);
   lsl_check_table(L, 2, fn);
-  enum { K_SOCKETPAIR, K_UNIX, K_TAP, K_PACKET };
-  static const char *const kinds[] = {"socketpair", "unix", "tap", "packet", NULL};
-  if (lsl_field(L, 2, "kind") == LUA_TNIL)
-    luaL_error(L, "%s: missing option 'kind' (one of %s)", fn, KIND_LIST);
+  const char *const *names = lsl_kind_names();
+  if (lsl_field(L, 2, "kind") == LUA_TNIL) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 0; names[i]; i++) {
+      if (i) luaL_addstring(&b, ", ");
+      lua_pushfstring(L, "\"%s\"", names[i]);
+      luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    luaL_error(L, "%s: missing option 'kind' (one of %s)", fn, lua_tostring(L, -1));
+  }
   lua_pop(L, 1);
-  int kind = lsl_opt_enum(L, 2, fn, "kind", 0, kinds);
-#define COMMON "kind", "name", "mtu", "txqlen", "up"
-  static const char *const known[][12] = {
-      [K_SOCKETPAIR] = {COMMON, NULL},
-      [K_UNIX] = {COMMON, "path", "peer", NULL},
-      [K_TAP] = {COMMON, "ifname", "netns", "vnet_hdr", "mac", "ifup", NULL},
-      [K_PACKET] = {COMMON, "ifname", "netns", "vnet_hdr", "ifup", NULL},
-  };
-#undef COMMON
-  lsl_check_known(L, 2, fn, known[kind]);
+  const lsl_kind *kind = &lsl_kinds[lsl_opt_enum(L, 2, fn, "kind", 0, names)];
+  lsl_check_known(L, 2, fn, kind->options);
 
   ls_port_config cfg;
   memset(&cfg, 0, sizeof(cfg));
-  const char *name = lsl_opt_string(L, 2, fn, "name", NULL, LS_NAME_MAX - 1);
+  lsl_port_args a;
+  memset(&a, 0, sizeof(a));
+  a.L = L;
+  a.opts = 2;
+  a.fn = fn;
+  a.cfg = &cfg;
+  a.name = lsl_opt_string(L, 2, fn, "name", NULL, LS_NAME_MAX - 1);
   cfg.mtu = (uint32_t)lsl_opt_integer(L, 2, fn, "mtu", LS_MTU_DEFAULT, LS_MTU_MIN, LS_MTU_MAX);
   cfg.txqlen = (uint32_t)lsl_opt_integer(L, 2, fn, "txqlen", LS_TXQLEN_DEFAULT, 1, LS_TXQLEN_MAX);
   cfg.up = lsl_opt_boolean(L, 2, fn, "up", true);
-  const char *path = NULL, *peer = NULL;
-  if (kind == K_UNIX) {
-    path = lsl_opt_string(L, 2, fn, "path", NULL, 4096);
-    if (!path) luaL_error(L, "%s: missing option 'path' for a unix port", fn);
-    peer = lsl_opt_string(L, 2, fn, "peer", NULL, 4096);
-  }
-  ls_packet_options pk;
-  memset(&pk, 0, sizeof(pk));
-  if (kind == K_PACKET) {
-    pk.ifname = lsl_opt_string(L, 2, fn, "ifname", NULL, 4096);
-    if (!pk.ifname) luaL_error(L, "%s: missing option 'ifname' for a packet port", fn);
-    if (strlen(pk.ifname) > LS_IFNAME_MAX - 1)
-      lsl_opt_error(L, fn, "ifname", "interface names are at most %d bytes, got '%s'",
-                    LS_IFNAME_MAX - 1, pk.ifname);
-    pk.netns = lsl_opt_string(L, 2, fn, "netns", NULL, 200);
-    if (pk.netns && !ls_netns_name_ok(pk.netns))
-      lsl_opt_error(L, fn, "netns", "'%s' is not a namespace name", pk.netns);
-    pk.vnet_hdr = lsl_opt_boolean(L, 2, fn, "vnet_hdr", true);
-    pk.ifup = lsl_opt_boolean(L, 2, fn, "ifup", true);
-  }
-  ls_tap_options tap;
-  memset(&tap, 0, sizeof(tap));
-  if (kind == K_TAP) {
-    tap.ifname = lsl_opt_string(L, 2, fn, "ifname", name, 4096);
-    if (!tap.ifname) luaL_error(L, "%s: a tap port needs a 'name' or an 'ifname'", fn);
-    if (strlen(tap.ifname) > LS_IFNAME_MAX - 1)
-      lsl_opt_error(L, fn, tap.ifname == name ? "name" : "ifname",
-                    "interface names are at most %d bytes, got '%s'", LS_IFNAME_MAX - 1,
-                    tap.ifname);
-    tap.netns = lsl_opt_string(L, 2, fn, "netns", NULL, 200);
-    if (tap.netns && !ls_netns_name_ok(tap.netns))
-      lsl_opt_error(L, fn, "netns", "'%s' is not a namespace name", tap.netns);
-    tap.vnet_hdr = lsl_opt_boolean(L, 2, fn, "vnet_hdr", true);
-    tap.ifup = lsl_opt_boolean(L, 2, fn, "ifup", true);
-    const char *mac = lsl_opt_string(L, 2, fn, "mac", NULL, 17);
-    if (mac) {
-      if (ls_mac_parse(mac, tap.mac) != 0 || ls_mac_is_group(tap.mac) || ls_mac_is_zero(tap.mac))
-        lsl_opt_error(L, fn, "mac", "a unicast MAC address expected, got '%s'", mac);
-      tap.has_mac = true;
-    }
-  }
   /* Names are unique per switch. */
-  lua_getiuservalue(L, 1, 1);
-  int ports = lua_gettop(L);
-  if (name) {
+  if (a.name) {
+    lua_getiuservalue(L, 1, 1);
     lua_pushnil(L);
-    while (lua_next(L, ports)) {
+    while (lua_next(L, -2)) {
       lsl_port *o = lua_touserdata(L, -1);
-      if (o && strcmp(o->name, name) == 0)
-        lsl_opt_error(L, fn, "name", "a port named '%s' already exists on switch '%s'", name,
+      if (o && strcmp(o->name, a.name) == 0)
+        lsl_opt_error(L, fn, "name", "a port named '%s' already exists on switch '%s'", a.name,
                       s->name);
       lua_pop(L, 1);
     }
+    lua_pop(L, 1);
   }
-  ls_runtime *rt = lsl_running(L);
-  int err = 0;
-  char where[256] = "";
-  ls_port *p = NULL;
-  if (name)
-    snprintf(cfg.name, sizeof(cfg.name), "%s", name);
-  else
-    snprintf(cfg.name, sizeof(cfg.name), "%s", "?"); /* replaced below */
-  if (kind == K_SOCKETPAIR)
-    p = ls_port_socketpair_new(rt, &cfg, &err, where, sizeof(where));
-  else if (kind == K_UNIX)
-    p = ls_port_unix_new(rt, &cfg, path, peer, &err, where, sizeof(where));
-  else if (kind == K_TAP)
-    p = ls_port_tap_new(rt, &cfg, &tap, &err, where, sizeof(where));
-  else
-    p = ls_port_packet_new(rt, &cfg, &pk, &err, where, sizeof(where));
-  if (!p) return lsl_fail(L, err, where);
-  if (!name) snprintf(p->cfg.name, sizeof(p->cfg.name), "%s%u", kinds[kind], p->id);
-  err = ls_port_add(s->sw, p);
+  snprintf(cfg.name, sizeof(cfg.name), "%s", a.name ? a.name : "?"); /* "?" replaced below */
+  a.rt = lsl_running(L);
+  ls_port *p = kind->create(&a); /* reads the kind's options, raising before creating */
+  if (!p) return lsl_fail(L, a.err, a.where);
+  if (!a.name) snprintf(p->cfg.name, sizeof(p->cfg.name), "%s%u", kind->name, p->id);
+  int err = ls_port_add(s->sw, p);
   if (err == -EMFILE)
     return lsl_fail(L, err, "limit of " LS_STR(LS_MAX_PORTS) " ports per switch reached");
   if (err) return lsl_fail(L, err, err == -EEXIST ? "port name in use" : "port");
-  lsl_port_push(L, 1, p, kinds[kind]);
+  lsl_port_push(L, 1, p, kind->name);
   return 1;
 }
 
