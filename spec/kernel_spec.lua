@@ -171,6 +171,102 @@ describe("kernel peers #root", function()
     assert.equal("up", p2:state())
   end)
 
+  for _, dport in ipairs { 4789, 8472 } do
+    it(("exchanges pings with a Linux vxlan device (dstport %d) through a vxlan port"):format(dport), function()
+      if needs_root() then return end
+      -- Linux short-cuts vxlan to local addresses, so both VTEPs live in namespaces of
+      -- their own, joined by a veth: ours in `vt`, Linux's in `lx`; a TAP host in `h`.
+      local vt, lx, h = ns("vt"), ns("lx"), ns("vh")
+      veth { name = "vtA", netns = vt, peer = "vxB", peer_netns = lx,
+             addresses = { "10.77.0.1/24" }, peer_addresses = { "10.77.0.2/24" } }
+      lx:check(("ip link add vx0 type vxlan id 42 remote 10.77.0.1 local 10.77.0.2 dstport %d dev vxB"
+        .. " && ip addr add 192.168.77.2/24 dev vx0 && ip link set vx0 up"):format(dport))
+      local vp = assert(sw:port { kind = "vxlan", name = "vx", bind = "10.77.0.1:" .. dport, vni = 42,
+                                  remotes = { "10.77.0.2" }, netns = vt.name })
+      assert.equal(42, vp:info().vni)
+      assert.equal(1450, vp:info().mtu)
+      local hp = assert(sw:port { kind = "tap", name = "h", ifname = "eth0", netns = h.name, mtu = 1450,
+                                  addresses = { "192.168.77.1/24" } })
+      h:check("ping -c 5 -i 0.2 -W 2 192.168.77.2")
+      lx:check("ping -c 2 -i 0.2 -W 2 192.168.77.1")
+      -- the Linux side's MAC was learned toward its VTEP, at the configured port
+      local lxmac = mac_of(lx, "vx0")
+      local learned
+      for _, e in ipairs(vp:vxlan_fdb()) do
+        if e.mac == lxmac then learned = e end
+      end
+      assert.truthy(learned, "the Linux MAC is in the tunnel table")
+      assert.equal("10.77.0.2:" .. dport, learned.remote)
+      assert.equal(vp, fdb_port(lxmac))
+      assert.equal(hp, fdb_port(mac_of(h, "eth0")))
+      assert.equal(0, vp:stats().drops.encap)
+      -- the wire format is exactly RFC 7348's: Linux counts no errors on its device
+      assert.matches("RX:.-\n%s*%d+%s+%d+%s+0%s", lx:check("ip -s link show vx0"))
+    end)
+  end
+
+  it("counts malformed VXLAN datagrams and keeps forwarding", function()
+    if needs_root() then return end
+    local vt = ns("vb")
+    local vp = assert(sw:port { kind = "vxlan", name = "vx", bind = "127.0.0.1:14789", vni = 7,
+                                remotes = { "127.0.0.1:14790" }, netns = vt.name })
+    local a = sw:port { kind = "socketpair", name = "a" }
+    local ea = a:endpoint()
+    local inner = S.frame(1, S.BCAST)
+    local function vx(flags, vni, reserved) return string.char(flags, 0, 0, 0) ..
+      string.pack(">I3", vni) .. string.char(reserved or 0) end
+    local bad = { vx(0x08, 7):sub(1, 6), vx(0x0c, 7) .. inner, vx(0x08, 8) .. inner, vx(0x08, 7, 1) .. inner,
+                  vx(0x00, 7) .. inner, vx(0x08, 7) .. inner:sub(1, 10) }
+    vt:check("python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); " ..
+      "s.bind((\"127.0.0.1\", 14790)); [s.sendto(bytes.fromhex(h), (\"127.0.0.1\", 14789)) for h in sys.argv[1:]]' "
+      .. table.concat((function()
+        local hex = {}
+        for i, d in ipairs(bad) do hex[i] = (d:gsub(".", function(c) return ("%02x"):format(c:byte()) end)) end
+        hex[#hex + 1] = (vx(0x08, 7) .. inner):gsub(".", function(c) return ("%02x"):format(c:byte()) end)
+        return hex
+      end)(), " "))
+    assert.equal(inner, ea:recv(2)) -- the good one went through
+    S.eventually(function() return vp:stats().drops.encap == #bad end, 2, "encap drops")
+    ea:close()
+  end)
+
+  it("joins a TAP host, a veth/packet host, a stream peer and a UDP peer on one switch", function()
+    if needs_root() then return end
+    local ha, hb = ns("ma"), ns("mb")
+    assert(sw:port { kind = "tap", name = "a", ifname = "eth0", netns = ha.name, addresses = { "10.0.5.1/24" } })
+    veth { name = "eth0", netns = hb, peer = S.uniq("mb"), addresses = { "10.0.5.2/24" } }
+    assert(sw:port { kind = "packet", name = "b", ifname = S.uniq("mb") })
+    local dir = S.tmpdir()
+    assert(sw:port { kind = "stream", name = "qemu", listen = dir .. "/qemu.sock" })
+    assert(sw:port { kind = "udp", name = "udp", bind = "127.0.0.1:17201", peer = "127.0.0.1:17202" })
+    local qemu = assert(luaswitch.endpoint { connect = dir .. "/qemu.sock" })
+    local udp = assert(luaswitch.endpoint { udp = "127.0.0.1:17202", peer = "127.0.0.1:17201" })
+    ha:check("ping -c 3 -i 0.2 -W 2 10.0.5.2")
+    -- each peer asks the TAP host for its MAC with ARP; the kernel's reply reaches it
+    local function arp_who_has(src_mac, src_ip, dst_ip)
+      local function ip4(s) return string.char(s:match("(%d+)%.(%d+)%.(%d+)%.(%d+)")) end
+      local frame = require "luaswitch.frame"
+      local payload = string.pack(">I2I2BBI2", 1, 0x0800, 6, 4, 1) .. frame.mac_bytes(src_mac) ..
+        ip4(src_ip) .. string.rep("\0", 6) .. ip4(dst_ip)
+      return frame.ethernet { dst = S.BCAST, src = src_mac, type = 0x0806, payload = payload, size = 60 }
+    end
+    local frame = require "luaswitch.frame"
+    for _, peer in ipairs { { ep = qemu, mac = S.mac(0x71), ip = "10.0.5.71" },
+                            { ep = udp, mac = S.mac(0x72), ip = "10.0.5.72" } } do
+      peer.ep:drain()
+      peer.ep:send(arp_who_has(peer.mac, peer.ip, "10.0.5.1"))
+      local reply
+      S.eventually(function()
+        local f = peer.ep:recv(0.1)
+        local p = f and frame.parse(f)
+        if p and p.type == 0x0806 and p.dst == peer.mac then reply = p end
+        return reply
+      end, 5, "ARP reply to " .. peer.ip)
+      assert.equal(mac_of(ha, "eth0"), reply.src)
+    end
+    qemu:close(); udp:close()
+  end)
+
   it("returns clear errors for missing interfaces, namespaces and bad names", function()
     if needs_root() then return end
     local p, msg, code = sw:port { kind = "packet", name = "x", ifname = "nosuchif0" }

@@ -125,12 +125,12 @@ void ls_port_txq_sent(ls_port *p, uint32_t n) {
   if (p->congested && p->txq_len <= p->lowat) uncongest(p);
 }
 
-void ls_port_txq_drop(ls_port *p, uint32_t n) {
+void ls_port_txq_drop(ls_port *p, uint32_t n, uint64_t *counter) {
   for (uint32_t i = 0; i < n; i++) {
     ls_buf_unref(&p->rt->pool, p->txq[p->txq_head]);
     p->txq_head = (p->txq_head + 1) & p->txq_mask;
     p->txq_len--;
-    p->st.drops.tx_error++;
+    (*counter)++;
   }
   if (p->congested && p->txq_len <= p->lowat) uncongest(p);
 }
@@ -388,6 +388,7 @@ static int cmd_info(ls_runtime *rt, ls_cmd *cmd) {
   o->link_up = p->link_up;
   o->txq_len = p->txq_len;
   o->offloads = p->offloads;
+  o->vni = -1;
   o->fd = -1;
   if (p->ops->describe) p->ops->describe(p, o);
   return 0;

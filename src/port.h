@@ -49,11 +49,14 @@ typedef struct ls_port_drops {
   uint64_t no_dest;  /* nowhere to send it (destination on the same port, or no other port) */
   uint64_t bad_peer; /* datagram from an address that is not this port's peer (not a frame) */
   uint64_t rx_error; /* receive errors */
+  uint64_t framing;  /* stream: a length out of range (the connection was closed) */
+  uint64_t encap;    /* vxlan: short datagram, bad flags or reserved bits, other VNI */
   /* transmit side: a frame queued to this port that did not reach the peer */
-  uint64_t tx_full;  /* queue at its bound */
-  uint64_t tx_mtu;   /* payload above this port's MTU */
-  uint64_t tx_error; /* the peer refused it (e.g. too big for its buffer) */
-  uint64_t tx_down;  /* discarded because the port went down or closed */
+  uint64_t tx_full;   /* queue at its bound */
+  uint64_t tx_mtu;    /* payload above this port's MTU */
+  uint64_t tx_error;  /* the peer refused it (e.g. too big for its buffer) */
+  uint64_t tx_down;   /* discarded because the port went down or closed */
+  uint64_t no_remote; /* vxlan: no remote VTEP to send it to */
 } ls_port_drops;
 
 typedef struct ls_port_stats {
@@ -134,10 +137,12 @@ typedef struct ls_port_info {
   bool admin_up, link_up;
   bool offloads;
   uint32_t txq_len;
-  char path[108];
-  char peer[108];
+  char path[128];
+  char peer[128];
   char ifname[LS_IFNAME_MAX];
   char netns[LS_NETNS_NAME_MAX];
+  const char *role; /* "listen" / "connect" for stream ports, else NULL */
+  int64_t vni;      /* vxlan ports, else -1 */
   int fd;
 } ls_port_info;
 
@@ -177,8 +182,9 @@ bool ls_port_batch_done(ls_port *in);
 /* The kind sent the first n frames of the queue: count them, release them, note the
  * progress. */
 void ls_port_txq_sent(ls_port *p, uint32_t n);
-/* The peer refused the first n frames of the queue: count them as tx_error, release. */
-void ls_port_txq_drop(ls_port *p, uint32_t n);
+/* The first n frames of the queue could not be sent: count them in *counter (one of
+ * p->st.drops), release them. */
+void ls_port_txq_drop(ls_port *p, uint32_t n, uint64_t *counter);
 /* Data plane: the runtime's watchdog found p stalled. */
 void ls_port_stall(ls_port *p);
 /* Release the frames on the queue, counting them as tx_down. */

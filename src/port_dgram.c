@@ -277,7 +277,7 @@ static void dgram_flush(ls_port *p) {
       return;
     }
     /* This frame cannot be sent (EMSGSIZE, ENOBUFS, ...): drop it and go on. */
-    ls_port_txq_drop(p, 1);
+    ls_port_txq_drop(p, 1, &p->st.drops.tx_error);
     ls_port_error(p, -e, LS_REASON_TX);
   }
   update_poll(d);

@@ -263,7 +263,8 @@ static void packet_flush(ls_port *p) {
       recheck(k); /* link down: the queue is discarded */
       break;
     }
-    ls_port_txq_drop(p, 1); /* EMSGSIZE (over the interface MTU), EINVAL (bad header) */
+    ls_port_txq_drop(
+        p, 1, &p->st.drops.tx_error); /* EMSGSIZE (over the interface MTU), EINVAL (bad header) */
     ls_port_error(p, -e, LS_REASON_TX);
   }
   update_poll(k);

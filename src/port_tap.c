@@ -154,7 +154,9 @@ static void tap_flush(ls_port *p) {
       device_gone(t, -e);
       return;
     }
-    ls_port_txq_drop(p, 1); /* e.g. EINVAL: the kernel refused this frame's offload header */
+    ls_port_txq_drop(
+        p, 1,
+        &p->st.drops.tx_error); /* e.g. EINVAL: the kernel refused this frame's offload header */
     ls_port_error(p, -e, LS_REASON_TX);
   }
   update_poll(t);

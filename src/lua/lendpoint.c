@@ -1,13 +1,17 @@
 /*
  * lendpoint.c — luaswitch.endpoint: the far side of a port, driven from Lua.
  *
- * Owns: an AF_UNIX datagram socket standing in for a VM or container: the VM end of a
- * socketpair port (port:endpoint()), or a socket bound at a path and/or connected to a
- * switch port's path (luaswitch.endpoint { path =, peer = }). Frames go in and out as
- * Lua strings (send, recv, with deadlines), or at full speed from a background thread
- * (start_sending / start_receiving, see traffic.h) for specs and benchmarks that need
- * line-rate traffic while Lua does something else.
+ * Owns: a socket standing in for a VM, a container or a remote switch:
+ *  - datagram, one frame per datagram: the VM end of a socketpair port
+ *    (port:endpoint()), a unix socket ({ path =, peer = }), or UDP ({ udp =, peer = });
+ *  - stream, each frame prefixed by a 4-byte big-endian length (QEMU -netdev stream):
+ *    ({ connect = addr }) or ({ listen = addr } then ep:accept()).
+ * Frames go in and out as Lua strings (send, recv, with deadlines), or at full speed from
+ * a background thread (start_sending / start_receiving, datagram endpoints only, see
+ * traffic.h) for specs and benchmarks that need line-rate traffic while Lua does
+ * something else.
  */
+#include "addr.h"
 #include "frame.h"
 #include "lutil.h"
 #include "traffic.h"
@@ -19,16 +23,24 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 typedef struct lsl_endpoint {
-  int fd;
-  char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+  int fd;  /* the socket frames go through (-1 until a listening endpoint accepts) */
+  int lfd; /* stream listen: the listening socket */
+  bool stream;
+  bool closed;
+  char path[LS_ADDR_TEXT]; /* bound name, for printing (and unlinking) */
   bool unlink_path;
+  uint8_t *rbuf; /* stream: received bytes not yet returned as frames */
+  uint32_t rlen;
   int jobs; /* running background jobs using fd */
 } lsl_endpoint;
+
+#define RBUF_CAP (2 * (LS_FRAME_MAX + 4))
 
 struct lsl_job;
 typedef struct lsl_job {
@@ -41,7 +53,7 @@ typedef struct lsl_job {
 static lsl_endpoint *new_endpoint(lua_State *L) {
   lsl_endpoint *e = lua_newuserdatauv(L, sizeof(*e), 1);
   memset(e, 0, sizeof(*e));
-  e->fd = -1;
+  e->fd = e->lfd = -1;
   luaL_setmetatable(L, LSL_ENDPOINT);
   /* user value: the endpoint's jobs (weak keys), so close() can stop them */
   lua_newtable(L);
@@ -58,9 +70,16 @@ void lsl_endpoint_push_fd(lua_State *L, int fd) {
   e->fd = fd;
 }
 
-static lsl_endpoint *check_ep(lua_State *L, int idx) {
+static lsl_endpoint *check_open(lua_State *L, int idx) {
   lsl_endpoint *e = luaL_checkudata(L, idx, LSL_ENDPOINT);
-  if (e->fd < 0) luaL_argerror(L, idx, "endpoint is closed");
+  if (e->closed) luaL_argerror(L, idx, "endpoint is closed");
+  return e;
+}
+
+/* Open with a socket to send and receive on (an unaccepted listener is not). */
+static lsl_endpoint *check_ep(lua_State *L, int idx) {
+  lsl_endpoint *e = check_open(L, idx);
+  if (e->fd < 0) luaL_argerror(L, idx, "endpoint is not connected (call accept first)");
   return e;
 }
 
@@ -70,52 +89,89 @@ static lsl_endpoint *check_idle(lua_State *L, int idx) {
   return e;
 }
 
-static int addr_of(const char *path, struct sockaddr_un *sa, socklen_t *len) {
-  size_t n = strlen(path);
-  memset(sa, 0, sizeof(*sa));
-  sa->sun_family = AF_UNIX;
-  if (n == 0 || n >= sizeof(sa->sun_path)) return -ENAMETOOLONG;
-  if (path[0] == '@') {
-    memcpy(sa->sun_path + 1, path + 1, n - 1);
-    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
-  } else {
-    memcpy(sa->sun_path, path, n);
-    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
-  }
-  return 0;
+static void release(lsl_endpoint *e) {
+  if (e->fd >= 0) close(e->fd);
+  if (e->lfd >= 0) close(e->lfd);
+  e->fd = e->lfd = -1;
+  if (e->unlink_path) unlink(e->path);
+  e->unlink_path = false;
+  free(e->rbuf);
+  e->rbuf = NULL;
+  e->closed = true;
 }
 
-/* luaswitch.endpoint { path =, peer = } -> endpoint | nil, err, code */
+static int fail_release(lua_State *L, lsl_endpoint *e, int err, const char *where) {
+  release(e);
+  return lsl_fail(L, err, where);
+}
+
+/* An address option; raises on a malformed one, returns a resolver error (< 0). */
+static int opt_addr(lua_State *L, const char *fn, const char *key, bool allow_unix, ls_addr *a,
+                    bool *present) {
+  const char *text = lsl_opt_string(L, 1, fn, key, NULL, 4096);
+  *present = text != NULL;
+  if (!text) return 0;
+  int r = ls_addr_parse(text, allow_unix, 0, a);
+  if (r == -EINVAL)
+    lsl_opt_error(L, fn, key, "%s expected, got '%s'",
+                  allow_unix ? "a socket path, @name or host:port" : "host:port", text);
+  if (r == -ENAMETOOLONG) lsl_opt_error(L, fn, key, "'%s' is too long for a socket path", text);
+  return r;
+}
+
+/* luaswitch.endpoint { path =, peer = } | { udp =, peer = } | { connect = } | { listen = }
+ * -> endpoint | nil, err, code */
 int lsl_endpoint_new(lua_State *L) {
   const char *fn = "luaswitch.endpoint";
   lsl_check_table(L, 1, fn);
-  static const char *const known[] = {"path", "peer", NULL};
+  static const char *const known[] = {"path", "peer", "udp", "connect", "listen", NULL};
   lsl_check_known(L, 1, fn, known);
-  const char *path = lsl_opt_string(L, 1, fn, "path", NULL, 4096);
-  const char *peer = lsl_opt_string(L, 1, fn, "peer", NULL, 4096);
-  struct sockaddr_un la, pa;
-  socklen_t ll = 0, pl = 0;
-  if (path && addr_of(path, &la, &ll)) return lsl_fail(L, -ENAMETOOLONG, path);
-  if (peer && addr_of(peer, &pa, &pl)) return lsl_fail(L, -ENAMETOOLONG, peer);
+  ls_addr path, peer, udp, conn, lis;
+  bool has_path, has_peer, has_udp, has_conn, has_lis;
+  int r = opt_addr(L, fn, "path", true, &path, &has_path);
+  if (has_path && !ls_addr_is_unix(&path))
+    lsl_opt_error(L, fn, "path", "a unix socket path or @name expected");
+  bool udp_mode = lsl_field(L, 1, "udp") != LUA_TNIL;
+  lua_pop(L, 1);
+  if (!r) r = opt_addr(L, fn, "peer", !udp_mode, &peer, &has_peer);
+  if (!r) r = opt_addr(L, fn, "udp", false, &udp, &has_udp);
+  if (!r) r = opt_addr(L, fn, "connect", true, &conn, &has_conn);
+  if (!r) r = opt_addr(L, fn, "listen", true, &lis, &has_lis);
+  if (r) return lsl_fail(L, r, "endpoint address");
+  int modes = (has_path || (has_peer && !has_udp)) + has_udp + has_conn + has_lis;
+  if (modes != 1)
+    return luaL_error(L,
+                      "%s: give one of 'path'/'peer' (unix datagram), 'udp' (with 'peer'), "
+                      "'connect' or 'listen' (stream)",
+                      fn);
+  if (has_udp && !has_peer) lsl_opt_error(L, fn, "peer", "a UDP endpoint needs a peer host:port");
   lsl_endpoint *e = new_endpoint(L);
-  e->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (e->fd < 0) return lsl_fail(L, -errno, "socket");
-  if (path) {
-    if (bind(e->fd, (struct sockaddr *)&la, ll) < 0) {
-      int err = -errno;
-      close(e->fd);
-      e->fd = -1;
-      return lsl_fail(L, err, path);
+  const ls_addr *bind_to = has_path ? &path : has_udp ? &udp : has_lis ? &lis : NULL;
+  const ls_addr *connect_to = has_conn ? &conn : has_peer ? &peer : NULL;
+  e->stream = has_conn || has_lis;
+  int family = bind_to ? bind_to->sa.ss_family : connect_to->sa.ss_family;
+  int fd = socket(family, (e->stream ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail_release(L, e, -errno, "socket");
+  if (has_lis)
+    e->lfd = fd;
+  else
+    e->fd = fd;
+  if (e->stream && !(e->rbuf = malloc(RBUF_CAP))) return fail_release(L, e, -ENOMEM, "buffer");
+  if (bind_to) {
+    ls_addr_format(bind_to, e->path, sizeof(e->path));
+    if (!ls_addr_is_unix(bind_to)) {
+      int one = 1;
+      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     }
-    snprintf(e->path, sizeof(e->path), "%s", path);
-    e->unlink_path = path[0] != '@';
+    if (bind(fd, (const struct sockaddr *)&bind_to->sa, bind_to->len) < 0)
+      return fail_release(L, e, -errno, e->path);
+    e->unlink_path = ls_addr_is_unix(bind_to) && e->path[0] != '@';
   }
-  if (peer && connect(e->fd, (struct sockaddr *)&pa, pl) < 0) {
-    int err = -errno;
-    if (e->unlink_path) unlink(e->path);
-    close(e->fd);
-    e->fd = -1;
-    return lsl_fail(L, err, peer);
+  if (has_lis && listen(e->lfd, 1) < 0) return fail_release(L, e, -errno, e->path);
+  if (connect_to && connect(e->fd, (const struct sockaddr *)&connect_to->sa, connect_to->len) < 0) {
+    char where[LS_ADDR_TEXT];
+    ls_addr_format(connect_to, where, sizeof(where));
+    return fail_release(L, e, -errno, where);
   }
   return 1;
 }
@@ -144,27 +200,88 @@ static double opt_timeout(lua_State *L, int arg, double def) {
   return t;
 }
 
+/* Send all of iov (stream) or one datagram, waiting for room until the deadline. */
+static int send_all(lsl_endpoint *e, struct iovec *iov, int iovcnt, double deadline) {
+  for (;;) {
+    struct msghdr m;
+    memset(&m, 0, sizeof(m));
+    m.msg_iov = iov;
+    m.msg_iovlen = (size_t)iovcnt;
+    ssize_t n = sendmsg(e->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0) {
+      if (!e->stream) return 0;
+      while (iovcnt > 0 && (size_t)n >= iov[0].iov_len) {
+        n -= (ssize_t)iov[0].iov_len;
+        iov++;
+        iovcnt--;
+      }
+      if (iovcnt == 0) return 0;
+      iov[0].iov_base = (uint8_t *)iov[0].iov_base + n;
+      iov[0].iov_len -= (size_t)n;
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+    if (!wait_fd(e->fd, POLLOUT, deadline)) return -ETIMEDOUT;
+  }
+}
+
 /* ep:send(frame [, timeout = 5]) -> true | nil, err, code */
 static int ep_send(lua_State *L) {
   lsl_endpoint *e = check_idle(L, 1);
   size_t len;
   const char *f = lsl_check_frame(L, 2, &len);
   double deadline = now_s() + opt_timeout(L, 3, 5.0);
-  for (;;) {
-    ssize_t r = send(e->fd, f, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (r >= 0) break;
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return lsl_fail(L, -errno, "send");
-    if (!wait_fd(e->fd, POLLOUT, deadline)) return lsl_fail(L, -ETIMEDOUT, "send");
-  }
+  uint8_t hdr[4];
+  ls_put_be32(hdr, (uint32_t)len);
+  struct iovec iov[2] = {{hdr, 4}, {(void *)f, len}};
+  int r = e->stream ? send_all(e, iov, 2, deadline) : send_all(e, iov + 1, 1, deadline);
+  if (r) return lsl_fail(L, r, "send");
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* ep:recv([timeout = 1]) -> frame | nil, "ETIMEDOUT: ...", "ETIMEDOUT" */
+/* ep:send_raw(bytes [, timeout = 5]) -> true: bytes as they are (a stream's framing too) */
+static int ep_send_raw(lua_State *L) {
+  lsl_endpoint *e = check_idle(L, 1);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  double deadline = now_s() + opt_timeout(L, 3, 5.0);
+  struct iovec iov = {(void *)s, len};
+  int r = send_all(e, &iov, 1, deadline);
+  if (r) return lsl_fail(L, r, "send_raw");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ep:recv([timeout = 1]) -> frame | nil, "ETIMEDOUT: ...", "ETIMEDOUT" (a stream endpoint
+ * whose peer closed returns nil, "EOF: ...", "EOF") */
 static int ep_recv(lua_State *L) {
   lsl_endpoint *e = check_idle(L, 1);
   double deadline = now_s() + opt_timeout(L, 2, 1.0);
+  if (e->stream) {
+    for (;;) {
+      if (e->rlen >= 4) {
+        uint32_t len = ls_get_be32(e->rbuf);
+        if (len > LS_FRAME_MAX) return lsl_fail(L, -EPROTO, "recv: bad frame length");
+        if (e->rlen >= 4 + len) {
+          lua_pushlstring(L, (const char *)e->rbuf + 4, len);
+          memmove(e->rbuf, e->rbuf + 4 + len, e->rlen - 4 - len);
+          e->rlen -= 4 + len;
+          return 1;
+        }
+      }
+      ssize_t n = recv(e->fd, e->rbuf + e->rlen, RBUF_CAP - e->rlen, MSG_DONTWAIT);
+      if (n > 0) {
+        e->rlen += (uint32_t)n;
+        continue;
+      }
+      if (n == 0) return lsl_fail(L, UV_EOF, "recv");
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return lsl_fail(L, -errno, "recv");
+      if (!wait_fd(e->fd, POLLIN, deadline)) return lsl_fail(L, -ETIMEDOUT, "recv");
+    }
+  }
   char *buf = malloc(LS_FRAME_MAX);
   if (!buf) return luaL_error(L, "out of memory");
   for (;;) {
@@ -187,24 +304,53 @@ static int ep_recv(lua_State *L) {
   }
 }
 
-/* ep:connect(peer) -> true | nil, err, code — (re)connect to a socket path */
+/* ep:accept([timeout = 5]) -> true | nil, err, code: a listening stream endpoint takes the
+ * next connection (replacing the current one) */
+static int ep_accept(lua_State *L) {
+  lsl_endpoint *e = check_open(L, 1);
+  if (e->lfd < 0) return luaL_argerror(L, 1, "not a listening endpoint");
+  double deadline = now_s() + opt_timeout(L, 2, 5.0);
+  for (;;) {
+    int fd = accept4(e->lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd >= 0) {
+      if (e->fd >= 0) close(e->fd);
+      e->fd = fd;
+      e->rlen = 0;
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return lsl_fail(L, -errno, "accept");
+    if (!wait_fd(e->lfd, POLLIN, deadline)) return lsl_fail(L, -ETIMEDOUT, "accept");
+  }
+}
+
+/* ep:connect(peer) -> true | nil, err, code — (re)connect a datagram endpoint */
 static int ep_connect(lua_State *L) {
   lsl_endpoint *e = check_idle(L, 1);
+  if (e->stream) return luaL_argerror(L, 1, "a stream endpoint connects when created");
   const char *peer = luaL_checkstring(L, 2);
-  struct sockaddr_un pa;
-  socklen_t pl;
-  if (addr_of(peer, &pa, &pl)) return lsl_fail(L, -ENAMETOOLONG, peer);
-  if (connect(e->fd, (struct sockaddr *)&pa, pl) < 0) return lsl_fail(L, -errno, peer);
+  ls_addr a;
+  int r = ls_addr_parse(peer, true, 0, &a);
+  if (r) return lsl_fail(L, r, peer);
+  if (connect(e->fd, (struct sockaddr *)&a.sa, a.len) < 0) return lsl_fail(L, -errno, peer);
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* ep:drain() -> number of frames that were waiting (and are now discarded) */
+/* ep:drain() -> number of datagrams (or stream bytes) that were waiting, now discarded */
 static int ep_drain(lua_State *L) {
   lsl_endpoint *e = check_idle(L, 1);
-  char buf[64];
+  char buf[4096];
   lua_Integer n = 0;
-  while (recv(e->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC) >= 0) n++;
+  ssize_t r;
+  if (e->stream) {
+    n = e->rlen;
+    e->rlen = 0;
+    while ((r = recv(e->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) n += r;
+  } else {
+    while (recv(e->fd, buf, 64, MSG_DONTWAIT | MSG_TRUNC) >= 0) n++;
+  }
   lua_pushinteger(L, n);
   return 1;
 }
@@ -220,7 +366,7 @@ static void job_finish(lua_State *L, int idx, struct lsl_job *j);
 /* ep:close() — stops the endpoint's background jobs first */
 static int ep_close(lua_State *L) {
   lsl_endpoint *e = luaL_checkudata(L, 1, LSL_ENDPOINT);
-  if (e->fd < 0) return 0;
+  if (e->closed) return 0;
   if (e->jobs > 0 && lua_getiuservalue(L, 1, 1) == LUA_TTABLE) {
     lua_pushnil(L);
     while (lua_next(L, -2)) {
@@ -229,29 +375,24 @@ static int ep_close(lua_State *L) {
     }
   }
   lua_settop(L, 1);
-  close(e->fd);
-  e->fd = -1;
-  if (e->unlink_path) unlink(e->path);
-  e->unlink_path = false;
+  release(e);
   return 0;
 }
 
 static int ep_gc(lua_State *L) {
   lsl_endpoint *e = luaL_checkudata(L, 1, LSL_ENDPOINT);
   /* A job holds a reference to its endpoint, so none can be running here. */
-  if (e->fd >= 0) close(e->fd);
-  e->fd = -1;
-  if (e->unlink_path) unlink(e->path);
-  e->unlink_path = false;
+  if (!e->closed) release(e);
   return 0;
 }
 
 static int ep_tostring(lua_State *L) {
   lsl_endpoint *e = luaL_checkudata(L, 1, LSL_ENDPOINT);
-  if (e->fd < 0)
+  const char *kind = e->stream ? "stream" : "datagram";
+  if (e->closed)
     lua_pushliteral(L, "luaswitch.endpoint (closed)");
   else if (e->path[0])
-    lua_pushfstring(L, "luaswitch.endpoint \"%s\" (fd %d)", e->path, e->fd);
+    lua_pushfstring(L, "luaswitch.endpoint \"%s\" (%s)", e->path, kind);
   else
     lua_pushfstring(L, "luaswitch.endpoint (fd %d)", e->fd);
   return 1;
@@ -417,6 +558,7 @@ static lsl_job *push_job(lua_State *L, lsl_endpoint *e, bool sender) {
 static int ep_start_sending(lua_State *L) {
   const char *fn = "start_sending";
   lsl_endpoint *e = check_idle(L, 1);
+  if (e->stream) return luaL_argerror(L, 1, "background jobs need a datagram endpoint");
   lsl_check_table(L, 2, fn);
   static const char *const known[] = {"frame",      "frames",     "count", "rate",
                                       "seq_offset", "random_src", "seed",  NULL};
@@ -479,6 +621,7 @@ static int ep_start_sending(lua_State *L) {
 static int ep_start_receiving(lua_State *L) {
   const char *fn = "start_receiving";
   lsl_endpoint *e = check_idle(L, 1);
+  if (e->stream) return luaL_argerror(L, 1, "background jobs need a datagram endpoint");
   ls_traffic_opts o;
   memset(&o, 0, sizeof(o));
   if (!lua_isnoneornil(L, 2)) {
@@ -501,6 +644,8 @@ static const luaL_Reg ep_methods[] = {
     {"recv", ep_recv},
     {"drain", ep_drain},
     {"connect", ep_connect},
+    {"accept", ep_accept},
+    {"send_raw", ep_send_raw},
     {"fileno", ep_fileno},
     {"close", ep_close},
     {"start_sending", ep_start_sending},

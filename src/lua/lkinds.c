@@ -7,13 +7,19 @@
  * table. Options are fully validated before anything is created, so a bad option
  * raises an error and changes nothing.
  */
+#include "fdb.h"
 #include "frame.h"
 #include "lkinds.h"
 #include "netns.h"
 #include "port_dgram.h"
 #include "port_packet.h"
+#include "port_stream.h"
 #include "port_tap.h"
+#include "port_udp.h"
+#include "port_vxlan.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ---- shared option readers ---------------------------------------------------------------- */
@@ -80,6 +86,111 @@ static ls_port *new_packet(lsl_port_args *a) {
   return ls_port_packet_new(a->rt, a->cfg, &o, &a->err, a->where, sizeof(a->where));
 }
 
+/* An address option: a Lua error if malformed; a resolver failure is returned (< 0). */
+static int opt_addr(lsl_port_args *a, const char *key, bool allow_unix, uint16_t def_port,
+                    ls_addr *out, bool *present) {
+  const char *text = lsl_opt_string(a->L, a->opts, a->fn, key, NULL, 4096);
+  *present = text != NULL;
+  if (!text) return 0;
+  int r = ls_addr_parse(text, allow_unix, def_port, out);
+  if (r == -EINVAL)
+    lsl_opt_error(a->L, a->fn, key, "%s expected, got '%s'",
+                  allow_unix ? "a socket path, @name or host:port" : "host:port", text);
+  if (r == -ENAMETOOLONG)
+    lsl_opt_error(a->L, a->fn, key, "'%s' is too long for a unix socket path", text);
+  if (r < 0) snprintf(a->where, sizeof(a->where), "%s %s", key, text);
+  return r;
+}
+
+static ls_port *new_stream(lsl_port_args *a) {
+  ls_stream_options o;
+  memset(&o, 0, sizeof(o));
+  bool has_listen, has_connect;
+  ls_addr la, ca;
+  int r1 = opt_addr(a, "listen", true, 0, &la, &has_listen);
+  int r2 = opt_addr(a, "connect", true, 0, &ca, &has_connect);
+  if (has_listen == has_connect)
+    luaL_error(a->L, "%s: a stream port needs exactly one of 'listen' and 'connect'", a->fn);
+  o.netns = opt_netns(a);
+  if (r1 < 0 || r2 < 0) {
+    a->err = r1 < 0 ? r1 : r2;
+    return NULL;
+  }
+  o.listen = has_listen;
+  o.addr = has_listen ? la : ca;
+  return ls_port_stream_new(a->rt, a->cfg, &o, &a->err, a->where, sizeof(a->where));
+}
+
+static ls_port *new_udp(lsl_port_args *a) {
+  ls_udp_options o;
+  memset(&o, 0, sizeof(o));
+  bool has_local;
+  int r1 = opt_addr(a, "bind", false, 0, &o.local, &has_local);
+  int r2 = opt_addr(a, "peer", false, 0, &o.peer, &o.has_peer);
+  if (!has_local) luaL_error(a->L, "%s: missing option 'bind' (host:port) for a udp port", a->fn);
+  if (o.has_peer && o.peer.sa.ss_family != o.local.sa.ss_family && r1 == 0 && r2 == 0)
+    lsl_opt_error(a->L, a->fn, "peer", "its address family differs from 'bind'");
+  o.netns = opt_netns(a);
+  if (r1 < 0 || r2 < 0) {
+    a->err = r1 < 0 ? r1 : r2;
+    return NULL;
+  }
+  return ls_port_udp_new(a->rt, a->cfg, &o, &a->err, a->where, sizeof(a->where));
+}
+
+static ls_port *new_vxlan(lsl_port_args *a) {
+  lua_State *L = a->L;
+  ls_vxlan_options o;
+  memset(&o, 0, sizeof(o));
+  bool has_bind;
+  int r = opt_addr(a, "bind", false, LS_VXLAN_PORT, &o.local, &has_bind);
+  if (!has_bind) r = ls_addr_parse("0.0.0.0", false, LS_VXLAN_PORT, &o.local);
+  if (lsl_field(L, a->opts, "vni") == LUA_TNIL)
+    luaL_error(L, "%s: missing option 'vni' (0 to 16777215) for a vxlan port", a->fn);
+  lua_pop(L, 1);
+  o.vni = (uint32_t)lsl_opt_integer(L, a->opts, a->fn, "vni", 0, 0, 0xffffff);
+  o.learning = lsl_opt_boolean(L, a->opts, a->fn, "learning", true);
+  o.aging = (uint64_t)(lsl_opt_number(L, a->opts, a->fn, "aging", 300, 0, 1e8) * 1e9);
+  o.max_macs = (uint32_t)lsl_opt_integer(L, a->opts, a->fn, "max_macs", 8192, 1, LS_FDB_MAX_MACS);
+  o.netns = opt_netns(a);
+  if (lsl_field(L, a->opts, "mtu") == LUA_TNIL) a->cfg->mtu = 1450; /* 1500 less the 50 bytes */
+  lua_pop(L, 1);
+  ls_addr remotes[LS_VXLAN_MAX_REMOTES];
+  int t = lsl_field(L, a->opts, "remotes");
+  if (t != LUA_TNIL) {
+    if (t != LUA_TTABLE) lsl_opt_error(L, a->fn, "remotes", "list of addresses expected");
+    lua_Integer n = luaL_len(L, -1);
+    if (n > LS_VXLAN_MAX_REMOTES)
+      lsl_opt_error(L, a->fn, "remotes", "at most %d remotes", LS_VXLAN_MAX_REMOTES);
+    for (lua_Integer i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      const char *text = lua_tostring(L, -1);
+      if (lua_type(L, -1) != LUA_TSTRING)
+        lsl_opt_error(L, a->fn, "remotes", "item %d: an address string expected", (int)i);
+      int rr = ls_addr_parse(text, false, ls_addr_port(&o.local), &remotes[i - 1]);
+      if (rr == -EINVAL)
+        lsl_opt_error(L, a->fn, "remotes", "item %d: host or host:port expected, got '%s'", (int)i,
+                      text);
+      if (rr < 0 && r == 0) {
+        r = rr;
+        snprintf(a->where, sizeof(a->where), "remote %s", text);
+      }
+      if (rr == 0 && remotes[i - 1].sa.ss_family != o.local.sa.ss_family && has_bind)
+        lsl_opt_error(L, a->fn, "remotes", "item %d: its address family differs from 'bind'",
+                      (int)i);
+      lua_pop(L, 1);
+    }
+    o.nremotes = (uint32_t)n;
+  }
+  lua_pop(L, 1);
+  if (r < 0) {
+    a->err = r;
+    return NULL;
+  }
+  o.remotes = remotes;
+  return ls_port_vxlan_new(a->rt, a->cfg, &o, &a->err, a->where, sizeof(a->where));
+}
+
 #define COMMON "kind", "name", "mtu", "txqlen", "up"
 
 const lsl_kind lsl_kinds[] = {
@@ -89,6 +200,12 @@ const lsl_kind lsl_kinds[] = {
      new_tap},
     {"packet", (const char *const[]){COMMON, "ifname", "netns", "vnet_hdr", "ifup", NULL},
      new_packet},
+    {"stream", (const char *const[]){COMMON, "listen", "connect", "netns", NULL}, new_stream},
+    {"udp", (const char *const[]){COMMON, "bind", "peer", "netns", NULL}, new_udp},
+    {"vxlan",
+     (const char *const[]){COMMON, "bind", "vni", "remotes", "learning", "aging", "max_macs",
+                           "netns", NULL},
+     new_vxlan},
     {NULL, NULL, NULL},
 };
 

@@ -10,7 +10,10 @@
 #include "lutil.h"
 #include "port.h"
 #include "port_dgram.h"
+#include "port_vxlan.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -78,6 +81,9 @@ static int p_stats(lua_State *L) {
   lsl_setint(L, d, "no_dest", st.drops.no_dest);
   lsl_setint(L, d, "bad_peer", st.drops.bad_peer);
   lsl_setint(L, d, "rx_error", st.drops.rx_error);
+  lsl_setint(L, d, "framing", st.drops.framing);
+  lsl_setint(L, d, "encap", st.drops.encap);
+  lsl_setint(L, d, "no_remote", st.drops.no_remote);
   lsl_setint(L, d, "tx_full", st.drops.tx_full);
   lsl_setint(L, d, "tx_mtu", st.drops.tx_mtu);
   lsl_setint(L, d, "tx_error", st.drops.tx_error);
@@ -126,6 +132,11 @@ static int p_info(lua_State *L) {
   }
   lua_pushboolean(L, in.offloads);
   lua_setfield(L, t, "offloads");
+  if (in.vni >= 0) lsl_setint(L, t, "vni", (uint64_t)in.vni);
+  if (in.role) {
+    lua_pushstring(L, in.role);
+    lua_setfield(L, t, "role");
+  }
   if (in.fd >= 0) lsl_setint(L, t, "peer_fd", in.fd);
   lua_getiuservalue(L, 1, 1);
   lua_setfield(L, t, "switch");
@@ -203,6 +214,94 @@ static int p_endpoint(lua_State *L) {
   return 1;
 }
 
+static lsl_port *check_vxlan(lua_State *L) {
+  lsl_port *p = lsl_check_port(L, 1);
+  if (!ls_port_is_vxlan(p->p)) {
+    lua_pushfstring(L, "port '%s' is a %s port, not a vxlan port", p->name, p->kind);
+    luaL_argerror(L, 1, lua_tostring(L, -1));
+  }
+  return p;
+}
+
+static ls_addr check_remote(lua_State *L, int arg) {
+  const char *text = luaL_checkstring(L, arg);
+  ls_addr a;
+  int r = ls_addr_parse(text, false, LS_VXLAN_PORT, &a);
+  if (r == -EINVAL) luaL_argerror(L, arg, "host or host:port expected");
+  if (r < 0) {
+    lua_pushfstring(L, "cannot resolve '%s': %s", text, uv_strerror(r));
+    luaL_argerror(L, arg, lua_tostring(L, -1));
+  }
+  return a;
+}
+
+/* p:vxlan_add(mac, remote) — a static inner MAC -> remote VTEP entry */
+static int p_vxlan_add(lua_State *L) {
+  lsl_port *p = check_vxlan(L);
+  uint8_t mac[6];
+  lsl_check_mac(L, 2, mac);
+  ls_addr a = check_remote(L, 3);
+  int err = ls_vxlan_add(p->p, mac, &a);
+  if (err) return lsl_fail(L, err, "vxlan_add");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* p:vxlan_del(mac) -> true if it was there */
+static int p_vxlan_del(lua_State *L) {
+  lsl_port *p = check_vxlan(L);
+  uint8_t mac[6];
+  lsl_check_mac(L, 2, mac);
+  int r = ls_vxlan_del(p->p, mac);
+  if (r < 0) return lsl_fail(L, r, "vxlan_del");
+  lua_pushboolean(L, r > 0);
+  return 1;
+}
+
+/* p:vxlan_flood(remote) — add a remote VTEP to the flood list */
+static int p_vxlan_flood(lua_State *L) {
+  lsl_port *p = check_vxlan(L);
+  ls_addr a = check_remote(L, 2);
+  int err = ls_vxlan_add_flood(p->p, &a);
+  if (err) return lsl_fail(L, err, "vxlan_flood");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* p:vxlan_fdb() -> { { mac =, remote =, age =, static = }, ..., { remote =, flood = true } } */
+static int p_vxlan_fdb(lua_State *L) {
+  lsl_port *p = check_vxlan(L);
+  ls_vxlan_record *recs = NULL;
+  uint32_t n = 0;
+  int err = ls_vxlan_dump(p->p, &recs, &n);
+  if (err) {
+    free(recs);
+    return lsl_fail(L, err, "vxlan_fdb");
+  }
+  lua_createtable(L, (int)n, 0);
+  for (uint32_t i = 0; i < n; i++) {
+    char text[LS_ADDR_TEXT];
+    lua_createtable(L, 0, 5);
+    ls_addr_format(&recs[i].remote, text, sizeof(text));
+    lua_pushstring(L, text);
+    lua_setfield(L, -2, "remote");
+    if (recs[i].has_mac) {
+      lsl_push_mac(L, recs[i].mac);
+      lua_setfield(L, -2, "mac");
+      lua_pushnumber(L, lsl_seconds(recs[i].age));
+      lua_setfield(L, -2, "age");
+      lua_pushboolean(L, recs[i].is_static);
+      lua_setfield(L, -2, "static");
+    } else {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "flood");
+    }
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  free(recs);
+  return 1;
+}
+
 static int p_close(lua_State *L) {
   lsl_port *p = luaL_checkudata(L, 1, LSL_PORT);
   if (p->closed) return 0;
@@ -252,6 +351,10 @@ static const luaL_Reg p_methods[] = {
     {"peer_fd", p_peer_fd},
     {"release_peer", p_release_peer},
     {"endpoint", p_endpoint},
+    {"vxlan_add", p_vxlan_add},
+    {"vxlan_del", p_vxlan_del},
+    {"vxlan_flood", p_vxlan_flood},
+    {"vxlan_fdb", p_vxlan_fdb},
     {"close", p_close},
     {NULL, NULL},
 };
