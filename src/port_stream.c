@@ -78,10 +78,12 @@ static void on_timer(uv_timer_t *t);
 
 static void update_poll(stream_port *s) {
   int ev = 0;
-  if (s->fd >= 0 && !s->base.closing) {
-    if (s->connecting)
+  /* Only a live or pending connection is polled: between connections the descriptor is an
+   * unconnected socket, which always reports POLLHUP. */
+  if (s->fd >= 0 && !s->base.closing && (s->connecting || s->base.link_up)) {
+    if (s->connecting) {
       ev = UV_WRITABLE;
-    else {
+    } else {
       if (s->base.blocked == 0) ev |= UV_READABLE;
       if (s->base.txq_len) ev |= UV_WRITABLE;
     }
