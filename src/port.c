@@ -117,6 +117,7 @@ void ls_port_txq_sent(ls_port *p, uint32_t n) {
     ls_buf *b = p->txq[p->txq_head];
     p->st.tx_frames++;
     p->st.tx_bytes += b->len;
+    if (LS_UNLIKELY(p->mirror_out != NULL)) ls_switch_copy_to(p->mirror_out, b);
     ls_buf_unref(&p->rt->pool, b);
     p->txq_head = (p->txq_head + 1) & p->txq_mask;
     p->txq_len--;
@@ -226,6 +227,15 @@ void ls_port_release(ls_port *p) {
   p->ops->destroy(p);
 }
 
+static void set_mirror(ls_port *p, ls_port *in_to, ls_port *out_to) {
+  if (p->mirror_in) p->mirror_in->mirror_refs--;
+  if (p->mirror_out) p->mirror_out->mirror_refs--;
+  p->mirror_in = in_to;
+  p->mirror_out = out_to;
+  if (in_to) in_to->mirror_refs++;
+  if (out_to) out_to->mirror_refs++;
+}
+
 void ls_port_close_dp(ls_port *p) {
   ls_switch *sw = p->sw;
   p->closing = true;
@@ -238,6 +248,13 @@ void ls_port_close_dp(ls_port *p) {
   ls_rt_unmark_dirty(p->rt, p);
   ls_port_drain_queue(p); /* also releases inputs waiting on it */
   forget_waiter(p);
+  set_mirror(p, NULL, NULL);
+  for (uint32_t j = 0; j < sw->nports; j++) {
+    ls_port *o = sw->ports[j];
+    if (o->mirror_in == p || o->mirror_out == p)
+      set_mirror(o, o->mirror_in == p ? NULL : o->mirror_in,
+                 o->mirror_out == p ? NULL : o->mirror_out);
+  }
   p->attached = false;
   p->ops->detach(p); /* ends in ls_port_release() */
 }
@@ -389,9 +406,38 @@ static int cmd_info(ls_runtime *rt, ls_cmd *cmd) {
   o->txq_len = p->txq_len;
   o->offloads = p->offloads;
   o->vni = -1;
+  o->mirror_in_id = p->mirror_in ? p->mirror_in->id : 0;
+  o->mirror_out_id = p->mirror_out ? p->mirror_out->id : 0;
+  o->mirror_dest = p->mirror_refs > 0;
   o->fd = -1;
   if (p->ops->describe) p->ops->describe(p, o);
   return 0;
+}
+
+typedef struct {
+  ls_port *p, *in_to, *out_to;
+} mirror_arg;
+
+static int cmd_mirror(ls_runtime *rt, ls_cmd *cmd) {
+  (void)rt;
+  mirror_arg *a = cmd->arg;
+  ls_port *p = a->p;
+  ls_port *dest[2] = {a->in_to, a->out_to};
+  for (int i = 0; i < 2; i++)
+    if (dest[i] && (dest[i] == p || dest[i]->sw != p->sw || !dest[i]->attached)) return -EINVAL;
+  set_mirror(p, a->in_to, a->out_to);
+  /* A mirror destination leaves normal forwarding: forget the MACs learned on it. */
+  for (int i = 0; i < 2; i++) {
+    if (!dest[i]) continue;
+    ls_fdb_filter flt = {.owner = &dest[i]->owner, .vlan = -1, .dynamic = true, .statics = false};
+    ls_fdb_flush(&dest[i]->sw->fdb, &flt);
+  }
+  return 0;
+}
+
+int ls_port_set_mirror(ls_port *p, ls_port *in_to, ls_port *out_to) {
+  mirror_arg a = {p, in_to, out_to};
+  return ls_runtime_call(p->rt, cmd_mirror, &a);
 }
 
 int ls_port_info_get(ls_port *p, ls_port_info *out) {

@@ -122,6 +122,9 @@ struct ls_port {
   ls_port **waiters; /* inputs paused on this port */
   uint32_t nwaiters, waiters_cap;
   ls_port *cong_next; /* runtime's list of congested ports */
+  /* mirroring: copies of what this port receives / sends go to these ports */
+  ls_port *mirror_in, *mirror_out;
+  uint32_t mirror_refs; /* ports mirrored into this one: it then carries nothing else */
   /* backpressure, as an input */
   uint32_t blocked;         /* congested outputs this port waits for; reads only at 0 */
   ls_port *fed[LS_FED_MAX]; /* congested outputs the current batch fed */
@@ -141,8 +144,10 @@ typedef struct ls_port_info {
   char peer[128];
   char ifname[LS_IFNAME_MAX];
   char netns[LS_NETNS_NAME_MAX];
-  const char *role; /* "listen" / "connect" for stream ports, else NULL */
-  int64_t vni;      /* vxlan ports, else -1 */
+  const char *role;                     /* "listen" / "connect" for stream ports, else NULL */
+  int64_t vni;                          /* vxlan ports, else -1 */
+  uint32_t mirror_in_id, mirror_out_id; /* 0: none */
+  bool mirror_dest;                     /* a mirror destination (out of normal service) */
   int fd;
 } ls_port_info;
 
@@ -159,11 +164,18 @@ int ls_port_set_admin(ls_port *p, bool up);
 int ls_port_configure(ls_port *p, const ls_port_config *cfg);
 int ls_port_stats_get(ls_port *p, ls_port_stats *out);
 int ls_port_info_get(ls_port *p, ls_port_info *out);
+/* Control plane: mirror what p receives to in_to and what it sends to out_to (NULL: stop).
+ * Both must be other attached ports of p's switch. */
+int ls_port_set_mirror(ls_port *p, ls_port *in_to, ls_port *out_to);
 
 /* ---- data plane ---------------------------------------------------------------------------- */
 
 static inline bool ls_port_forwarding(const ls_port *p) {
   return p->admin_up && p->link_up;
+}
+/* Does normal forwarding (unicast, flooding) use this port? Not a mirror destination. */
+static inline bool ls_port_in_service(const ls_port *p) {
+  return ls_port_forwarding(p) && p->mirror_refs == 0;
 }
 
 /* Queue a frame for transmission (takes a new reference). payload = bytes after the

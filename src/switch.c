@@ -117,11 +117,28 @@ static void deliver(fwd *w, ls_port *out) {
   ls_port_fed(w->in, out);
 }
 
+void ls_switch_copy_to(ls_port *out, ls_buf *b) {
+  if (!ls_port_forwarding(out)) return;
+  fwd w;
+  w.rt = out->rt;
+  w.in = out; /* a copy exerts no backpressure on anyone */
+  w.b = b;
+  w.nsegs = 0;
+  w.seg_state = 0;
+  ls_eth_info eth;
+  w.payload = ls_eth_parse(ls_buf_frame(b), b->len, &eth) == 0 ? b->len - eth.l2_len : 0;
+  if (b->vnet.gso_type != LS_VNET_GSO_NONE) w.payload = b->vnet.gso_size;
+  deliver(&w, out);
+  out->nfed = 0;
+  for (uint32_t i = 0; i < w.nsegs; i++) ls_buf_unref(&w.rt->pool, w.segs[i]);
+}
+
 void ls_switch_input(ls_switch *sw, ls_port *in, ls_buf *b, bool trunc) {
   ls_runtime *rt = sw->rt;
   uint32_t len = b->len;
   in->st.rx_frames++;
   in->st.rx_bytes += len;
+  if (LS_UNLIKELY(in->mirror_in != NULL)) ls_switch_copy_to(in->mirror_in, b);
   ls_eth_info eth;
   uint8_t *f = ls_buf_frame(b);
   fwd w;
@@ -138,6 +155,10 @@ void ls_switch_input(ls_switch *sw, ls_port *in, ls_buf *b, bool trunc) {
   }
   if (LS_UNLIKELY(!in->admin_up)) {
     in->st.drops.down++;
+    goto drop;
+  }
+  if (LS_UNLIKELY(in->mirror_refs)) { /* a mirror destination carries nothing else */
+    in->st.drops.no_dest++;
     goto drop;
   }
   w.rt = rt;
@@ -163,7 +184,7 @@ void ls_switch_input(ls_switch *sw, ls_port *in, ls_buf *b, bool trunc) {
     if (e) {
       ls_port *out = LS_CONTAINER_OF(e->owner, ls_port, owner);
       e->hits++;
-      if (out == in || !ls_port_forwarding(out)) {
+      if (out == in || !ls_port_in_service(out)) {
         in->st.drops.no_dest++;
         goto drop;
       }
@@ -179,7 +200,7 @@ void ls_switch_input(ls_switch *sw, ls_port *in, ls_buf *b, bool trunc) {
   uint32_t n = 0;
   for (uint32_t i = 0; i < sw->nports; i++) {
     ls_port *p = sw->ports[i];
-    if (p == in || !ls_port_forwarding(p)) continue;
+    if (p == in || !ls_port_in_service(p)) continue;
     deliver(&w, p);
     n++;
   }

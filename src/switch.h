@@ -99,6 +99,9 @@ int ls_switch_snapshot_get(ls_switch *sw, ls_switch_snapshot *out);
 /* Forward one received frame (ownership of the reference passes in). trunc: the frame
  * did not fit the receive buffer. */
 void ls_switch_input(ls_switch *sw, ls_port *in, ls_buf *b, bool trunc);
+/* Queue a copy of frame b on port out (a mirror), completing or segmenting offloaded
+ * frames if out takes no offloads. */
+void ls_switch_copy_to(ls_port *out, ls_buf *b);
 /* Run aging now (also called from the timer) and re-arm the timer. */
 void ls_switch_age(ls_switch *sw);
 /* Re-arm the aging timer for the next expiry (no-op with a manual clock). */

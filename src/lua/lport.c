@@ -133,6 +133,18 @@ static int p_info(lua_State *L) {
   lua_pushboolean(L, in.offloads);
   lua_setfield(L, t, "offloads");
   if (in.vni >= 0) lsl_setint(L, t, "vni", (uint64_t)in.vni);
+  lua_getfield(L, LUA_REGISTRYINDEX, LSL_PORTS);
+  if (in.mirror_in_id) {
+    lua_rawgeti(L, -1, in.mirror_in_id);
+    lua_setfield(L, t, "mirror_in");
+  }
+  if (in.mirror_out_id) {
+    lua_rawgeti(L, -1, in.mirror_out_id);
+    lua_setfield(L, t, "mirror_out");
+  }
+  lua_pop(L, 1);
+  lua_pushboolean(L, in.mirror_dest);
+  lua_setfield(L, t, "mirror_dest");
   if (in.role) {
     lua_pushstring(L, in.role);
     lua_setfield(L, t, "role");
@@ -302,6 +314,41 @@ static int p_vxlan_fdb(lua_State *L) {
   return 1;
 }
 
+/* p:mirror(dest [, "in" | "out" | "both"]) -> p: copies of the frames p receives ("in"),
+ * sends ("out") or both go to dest, another port of the same switch, which then carries
+ * nothing else. p:mirror(nil [, direction]) stops. */
+static int p_mirror(lua_State *L) {
+  lsl_port *p = lsl_check_port(L, 1);
+  lsl_port *dest = NULL;
+  if (!lua_isnoneornil(L, 2) && !(lua_type(L, 2) == LUA_TBOOLEAN && !lua_toboolean(L, 2))) {
+    dest = lsl_check_port(L, 2);
+    if (dest == p) luaL_argerror(L, 2, "a port cannot mirror to itself");
+    if (dest->sw != p->sw) {
+      lua_pushfstring(L, "port '%s' belongs to another switch", dest->name);
+      luaL_argerror(L, 2, lua_tostring(L, -1));
+    }
+  }
+  static const char *const dirs[] = {"both", "in", "out", NULL};
+  int dir = luaL_checkoption(L, 3, "both", dirs);
+  ls_port_info in;
+  int err = ls_port_info_get(p->p, &in);
+  if (err) return lsl_fail(L, err, "mirror");
+  /* Keep the direction not named as it is. */
+  ls_port *cur_in = NULL, *cur_out = NULL;
+  lua_getfield(L, LUA_REGISTRYINDEX, LSL_PORTS);
+  if (in.mirror_in_id && lua_rawgeti(L, -1, in.mirror_in_id) == LUA_TUSERDATA)
+    cur_in = ((lsl_port *)lua_touserdata(L, -1))->p;
+  lua_pop(L, 1);
+  if (in.mirror_out_id && lua_rawgeti(L, -1, in.mirror_out_id) == LUA_TUSERDATA)
+    cur_out = ((lsl_port *)lua_touserdata(L, -1))->p;
+  lua_pop(L, 2);
+  ls_port *to = dest ? dest->p : NULL;
+  err = ls_port_set_mirror(p->p, dir == 2 ? cur_in : to, dir == 1 ? cur_out : to);
+  if (err) return lsl_fail(L, err, "mirror");
+  lua_settop(L, 1);
+  return 1;
+}
+
 static int p_close(lua_State *L) {
   lsl_port *p = luaL_checkudata(L, 1, LSL_PORT);
   if (p->closed) return 0;
@@ -351,6 +398,7 @@ static const luaL_Reg p_methods[] = {
     {"peer_fd", p_peer_fd},
     {"release_peer", p_release_peer},
     {"endpoint", p_endpoint},
+    {"mirror", p_mirror},
     {"vxlan_add", p_vxlan_add},
     {"vxlan_del", p_vxlan_del},
     {"vxlan_flood", p_vxlan_flood},
