@@ -50,10 +50,11 @@ typedef struct ls_port_drops {
   uint64_t bad_peer; /* datagram from an address that is not this port's peer (not a frame) */
   uint64_t rx_error; /* receive errors */
   /* transmit side: a frame queued to this port that did not reach the peer */
-  uint64_t tx_full;  /* queue at its bound */
-  uint64_t tx_mtu;   /* payload above this port's MTU */
-  uint64_t tx_error; /* the peer refused it (e.g. too big for its buffer) */
-  uint64_t tx_down;  /* discarded because the port went down or closed */
+  uint64_t tx_full;      /* queue at its bound */
+  uint64_t tx_mtu;       /* payload above this port's MTU */
+  uint64_t tx_error;     /* the peer refused it (e.g. too big for its buffer) */
+  uint64_t tx_down;      /* discarded because the port went down or closed */
+  uint64_t capture_full; /* a capture port's file reached its max_size (pcap, no rotation) */
 } ls_port_drops;
 
 typedef struct ls_port_stats {
