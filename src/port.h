@@ -52,11 +52,12 @@ typedef struct ls_port_drops {
   uint64_t framing;  /* stream: a length out of range (the connection was closed) */
   uint64_t encap;    /* vxlan: short datagram, bad flags or reserved bits, other VNI */
   /* transmit side: a frame queued to this port that did not reach the peer */
-  uint64_t tx_full;   /* queue at its bound */
-  uint64_t tx_mtu;    /* payload above this port's MTU */
-  uint64_t tx_error;  /* the peer refused it (e.g. too big for its buffer) */
-  uint64_t tx_down;   /* discarded because the port went down or closed */
-  uint64_t no_remote; /* vxlan: no remote VTEP to send it to */
+  uint64_t tx_full;      /* queue at its bound */
+  uint64_t tx_mtu;       /* payload above this port's MTU */
+  uint64_t tx_error;     /* the peer refused it (e.g. too big for its buffer) */
+  uint64_t tx_down;      /* discarded because the port went down or closed */
+  uint64_t no_remote;    /* vxlan: no remote VTEP to send it to */
+  uint64_t capture_full; /* a capture port's file reached its max_size (pcap, no rotation) */
 } ls_port_drops;
 
 typedef struct ls_port_stats {

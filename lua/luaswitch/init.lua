@@ -84,6 +84,14 @@ local function release(p)
   for i = #list, 1, -1 do list[i]:close() end
 end
 
+-- Call a C method from a Lua wrapper so that its errors point at the wrapper's caller
+-- (the user's line), as they would without the wrapper. The wrapper must not tail-call it.
+local function call_c(fn, ...)
+  local r = table.pack(pcall(fn, ...))
+  if not r[1] then error(r[2], 3) end
+  return table.unpack(r, 2, r.n)
+end
+
 local c_port, c_port_close, c_switch_close, c_stop =
   switch_methods.port, port_methods.close, switch_methods.close, core.stop
 
@@ -97,7 +105,8 @@ function switch_methods.port(sw, opts)
   end
   if sw.closed then error(("calling 'port' on bad self (switch '%s' is closed)"):format(sw.name), 2) end
   if type(opts) ~= "table" or (opts.addresses == nil and opts.create_netns == nil) then
-    return c_port(sw, opts)
+    local p, err, code = call_c(c_port, sw, opts) -- not a tail call: see call_c
+    return p, err, code
   end
   if opts.kind ~= "tap" then
     local k = opts.addresses ~= nil and "addresses" or "create_netns"
@@ -132,7 +141,7 @@ function switch_methods.port(sw, opts)
     ns, err, code = netns.create(opts.netns)
     if not ns then return nil, err, code end
   end
-  local p, err, code = c_port(sw, o)
+  local p, err, code = call_c(c_port, sw, o)
   if not p then
     if ns then ns:close() end
     return nil, err, code

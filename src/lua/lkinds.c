@@ -14,6 +14,7 @@
 #include "port_dgram.h"
 #include "port_packet.h"
 #include "port_stream.h"
+#include "port_pcap.h"
 #include "port_tap.h"
 #include "port_udp.h"
 #include "port_vxlan.h"
@@ -191,6 +192,30 @@ static ls_port *new_vxlan(lsl_port_args *a) {
   return ls_port_vxlan_new(a->rt, a->cfg, &o, &a->err, a->where, sizeof(a->where));
 }
 
+static ls_port *new_pcap(lsl_port_args *a) {
+  ls_pcap_options o;
+  memset(&o, 0, sizeof(o));
+  o.path = lsl_opt_string(a->L, a->opts, a->fn, "path", NULL, LS_PCAP_PATH_MAX);
+  if (!o.path) luaL_error(a->L, "%s: missing option 'path' for a pcap port", a->fn);
+  const char *format = lsl_opt_string(a->L, a->opts, a->fn, "format", "pcap", 64);
+  if (strcmp(format, "pcapng") == 0)
+    lsl_opt_error(a->L, a->fn, "format",
+                  "\"pcapng\" is not available: libpcap writes classic pcap only");
+  if (strcmp(format, "pcap") != 0)
+    lsl_opt_error(a->L, a->fn, "format", "\"pcap\" expected, got \"%s\"", format);
+  o.snaplen = (uint32_t)lsl_opt_integer(a->L, a->opts, a->fn, "snaplen", LS_PCAP_SNAPLEN_DEFAULT,
+                                        LS_PCAP_SNAPLEN_MIN, LS_PCAP_SNAPLEN_MAX);
+  o.max_size = (uint64_t)lsl_opt_integer(a->L, a->opts, a->fn, "max_size", 0, LS_PCAP_MAX_SIZE_MIN,
+                                         LUA_MAXINTEGER);
+  o.rotate = (uint32_t)lsl_opt_integer(a->L, a->opts, a->fn, "rotate", 0, 0, LS_PCAP_ROTATE_MAX);
+  if (o.rotate && !o.max_size)
+    lsl_opt_error(a->L, a->fn, "rotate", "needs 'max_size', the size at which a file is rotated");
+  /* A capture takes every frame: unless told otherwise, no egress MTU drops. */
+  if (lsl_field(a->L, a->opts, "mtu") == LUA_TNIL) a->cfg->mtu = LS_MTU_MAX;
+  lua_pop(a->L, 1);
+  return ls_port_pcap_new(a->rt, a->cfg, &o, &a->err, a->where, sizeof(a->where));
+}
+
 #define COMMON "kind", "name", "mtu", "txqlen", "up"
 
 const lsl_kind lsl_kinds[] = {
@@ -206,6 +231,8 @@ const lsl_kind lsl_kinds[] = {
      (const char *const[]){COMMON, "bind", "vni", "remotes", "learning", "aging", "max_macs",
                            "netns", NULL},
      new_vxlan},
+    {"pcap", (const char *const[]){COMMON, "path", "snaplen", "max_size", "rotate", "format", NULL},
+     new_pcap},
     {NULL, NULL, NULL},
 };
 

@@ -73,7 +73,7 @@ static int p_stats(lua_State *L) {
   lsl_setint(L, t, "tx_bytes", st.tx_bytes);
   lsl_setint(L, t, "rx_control", st.rx_control);
   lsl_setint(L, t, "hangups", st.hangups);
-  lua_createtable(L, 0, 10);
+  lua_createtable(L, 0, 11);
   int d = lua_gettop(L);
   lsl_setint(L, d, "runt", st.drops.runt);
   lsl_setint(L, d, "oversize", st.drops.oversize);
@@ -88,6 +88,7 @@ static int p_stats(lua_State *L) {
   lsl_setint(L, d, "tx_mtu", st.drops.tx_mtu);
   lsl_setint(L, d, "tx_error", st.drops.tx_error);
   lsl_setint(L, d, "tx_down", st.drops.tx_down);
+  lsl_setint(L, d, "capture_full", st.drops.capture_full);
   lua_setfield(L, t, "drops");
   return 1;
 }
