@@ -267,6 +267,44 @@ describe("kernel peers #root", function()
     qemu:close(); udp:close()
   end)
 
+  it("captures a TAP host's traffic with a pcap mirror that tshark and tcpdump read", function()
+    if needs_root() then return end
+    if not (S.have("tshark") and S.have("tcpdump")) then return pending("needs tshark and tcpdump") end
+    local dir = S.tmpdir()
+    local h1, h2 = ns("c1"), ns("c2")
+    -- no IPv6 chatter: the capture then holds exactly the pings and their ARP
+    h1:check("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1")
+    h2:check("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1")
+    local p1 = assert(sw:port { kind = "tap", name = "h1", ifname = "eth0", netns = h1.name,
+                                addresses = { "10.0.6.1/24" } })
+    assert(sw:port { kind = "tap", name = "h2", ifname = "eth0", netns = h2.name,
+                     addresses = { "10.0.6.2/24" } })
+    local cap = assert(sw:port { kind = "pcap", name = "cap", path = dir .. "/h1.pcap" })
+    local st0 = p1:stats()
+    p1:mirror(cap)
+    h1:check("ping -c 5 -i 0.2 -W 2 10.0.6.2")
+    p1:mirror(nil)
+    local st1 = p1:stats()
+    local st = { rx_frames = st1.rx_frames - st0.rx_frames, tx_frames = st1.tx_frames - st0.tx_frames,
+                 rx_bytes = st1.rx_bytes - st0.rx_bytes, tx_bytes = st1.tx_bytes - st0.tx_bytes }
+    S.eventually(function() return cap:stats().tx_frames == st.rx_frames + st.tx_frames end, 5,
+      "every copy written")
+    cap:close()
+    local p = io.popen(("tshark -r %q -T fields -e frame.len 2>/dev/null"):format(dir .. "/h1.pcap"))
+    local n, bytes = 0, 0
+    for line in p:lines() do n, bytes = n + 1, bytes + tonumber(line) end
+    p:close()
+    assert.equal(st.rx_frames + st.tx_frames, n)
+    assert.equal(st.rx_bytes + st.tx_bytes, bytes)
+    local q = io.popen(("tcpdump -nn -r %q 'icmp' 2>/dev/null"):format(dir .. "/h1.pcap"))
+    local pings = q:read("a")
+    q:close()
+    local _, requests = pings:gsub("ICMP echo request", "")
+    local _, replies = pings:gsub("ICMP echo reply", "")
+    assert.equal(5, requests)
+    assert.equal(5, replies)
+  end)
+
   it("returns clear errors for missing interfaces, namespaces and bad names", function()
     if needs_root() then return end
     local p, msg, code = sw:port { kind = "packet", name = "x", ifname = "nosuchif0" }
