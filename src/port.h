@@ -49,6 +49,9 @@ typedef struct ls_port_drops {
   uint64_t no_dest;  /* nowhere to send it (destination on the same port, or no other port) */
   uint64_t bad_peer; /* datagram from an address that is not this port's peer (not a frame) */
   uint64_t rx_error; /* receive errors */
+  /* connections to a listening port (vde) that were closed without becoming its peer */
+  uint64_t bad_request; /* did not speak the protocol (bad magic/version, short, late) */
+  uint64_t busy;        /* arrived while the port already had its one client */
   /* transmit side: a frame queued to this port that did not reach the peer */
   uint64_t tx_full;  /* queue at its bound */
   uint64_t tx_mtu;   /* payload above this port's MTU */

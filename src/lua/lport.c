@@ -70,7 +70,7 @@ static int p_stats(lua_State *L) {
   lsl_setint(L, t, "tx_bytes", st.tx_bytes);
   lsl_setint(L, t, "rx_control", st.rx_control);
   lsl_setint(L, t, "hangups", st.hangups);
-  lua_createtable(L, 0, 10);
+  lua_createtable(L, 0, 12);
   int d = lua_gettop(L);
   lsl_setint(L, d, "runt", st.drops.runt);
   lsl_setint(L, d, "oversize", st.drops.oversize);
@@ -78,6 +78,8 @@ static int p_stats(lua_State *L) {
   lsl_setint(L, d, "no_dest", st.drops.no_dest);
   lsl_setint(L, d, "bad_peer", st.drops.bad_peer);
   lsl_setint(L, d, "rx_error", st.drops.rx_error);
+  lsl_setint(L, d, "bad_request", st.drops.bad_request);
+  lsl_setint(L, d, "busy", st.drops.busy);
   lsl_setint(L, d, "tx_full", st.drops.tx_full);
   lsl_setint(L, d, "tx_mtu", st.drops.tx_mtu);
   lsl_setint(L, d, "tx_error", st.drops.tx_error);
