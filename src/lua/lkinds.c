@@ -97,8 +97,7 @@ static ls_port *new_vde(lsl_port_args *a) {
         lsl_opt_error(a->L, a->fn, "mode", "an octal string like \"0770\" expected, got '%s'", m);
       v = v * 8 + (unsigned)(*c - '0');
     }
-    if (v > 07777)
-      lsl_opt_error(a->L, a->fn, "mode", "at most \"7777\", got '%s'", m);
+    if (v > 07777) lsl_opt_error(a->L, a->fn, "mode", "at most \"7777\", got '%s'", m);
     o.mode = (mode_t)v;
   }
   return ls_port_vde_new(a->rt, a->cfg, &o, &a->err, a->where, sizeof(a->where));
