@@ -27,7 +27,8 @@
  *
  * Bad input on ctl (wrong magic or version, unknown type, bad address, a request cut
  * short by EOF or not complete within HANDSHAKE_MS) closes that connection and counts
- * drops.bad_request; nothing else changes. A second connection while a client is
+ * drops.bad_request; nothing else changes. A connection that closes without sending a
+ * byte is a liveness probe (ours below, vde_switch's still_used()) and is not counted. A second connection while a client is
  * connected (or still handshaking) is accepted and closed at once, counted as
  * drops.busy: one client per port, as one VM per port. Datagrams on the data socket
  * from any address but the client's are counted (bad_peer) and dropped; the kernel
@@ -355,6 +356,10 @@ static int client_setup(vde_port *v, vde_client *c) {
 static void handshake_read(vde_port *v, vde_client *c) {
   ssize_t r = read(c->ctl_fd, c->req + c->req_len, sizeof(c->req) - c->req_len);
   if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  if (r == 0 && c->req_len == 0) { /* connected and left: a liveness probe, not a request */
+    client_close(v);
+    return;
+  }
   if (r <= 0) { /* closed (or reset) before a whole request */
     client_refuse(v);
     return;
