@@ -10,6 +10,10 @@ local S = require "support"
 
 local HAVE_PLUG = S.have("vde_plug")
 local HAVE_PY = S.have("python3")
+-- Under ASan the specs run with the sanitizer runtime preloaded; programs we start must
+-- not inherit it (vde_plug dlopens its plugins with RTLD_DEEPBIND, which ASan refuses).
+local PLUG = "env -u LD_PRELOAD vde_plug"
+local PYTHON = "env -u LD_PRELOAD python3"
 
 local function needs(cond, what)
   if not cond then pending("needs " .. what) return true end
@@ -114,7 +118,7 @@ local function badclient(dir, case)
     f:write(BADCLIENT)
     f:close()
   end
-  local out = run(("python3 %s %s %s"):format(script, netns.quote(dir .. "/sw/ctl"), case))
+  local out = run(("%s %s %s %s"):format(PYTHON, script, netns.quote(dir .. "/sw/ctl"), case))
   return out
 end
 
@@ -139,7 +143,7 @@ describe("vde ports", function()
   -- end is the returned endpoint. Waits until both are plugged.
   local function plug(port, name)
     local ep = luaswitch.endpoint { path = dir .. "/" .. name .. "+" }
-    local proc = spawn(("vde_plug vde://%s ptp://%s/%s"):format(swdir, dir, name))
+    local proc = spawn(("%s vde://%s ptp://%s/%s"):format(PLUG, swdir, dir, name))
     S.eventually(function() return port:state() == "up" end, 5, "vde_plug to connect")
     S.eventually(function() return ep:connect(dir .. "/" .. name) end, 5, "vde_plug's ptp socket")
     return proc, ep
@@ -247,7 +251,7 @@ describe("vde ports", function()
     local a = sw:port { kind = "socketpair", name = "a" }
     local ea = a:endpoint()
     local _, ep = plug(v, "p1")
-    local out, rc = run(("timeout 5 vde_plug vde://%s ptp://%s/p2"):format(swdir, dir))
+    local out, rc = run(("timeout 5 %s vde://%s ptp://%s/p2"):format(PLUG, swdir, dir))
     assert.is_not.equal(0, rc, out)
     assert.matches("vde_open", out)
     assert.equal(1, v:stats().drops.busy)
@@ -338,7 +342,7 @@ describe("vde ports", function()
     assert.is_true(os.execute("test -d " .. swdir))
     assert.equal("", run("ls -A " .. swdir))
     -- sockets nobody is bound to: what a killed vde_switch or luaswitch leaves
-    run(("python3 -c \"import socket\nfor n in ('ctl', '001.5', '.123-00000'):\n" ..
+    run((PYTHON .. " -c \"import socket\nfor n in ('ctl', '001.5', '.123-00000'):\n" ..
          "  s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.bind('%s/' + n)\""):format(swdir))
     assert.is_true(os.execute("test -S " .. swdir .. "/001.5"))
     v = assert(sw:port { kind = "vde", name = "v", path = swdir })
@@ -433,13 +437,19 @@ describe("vde ports and kernel hosts #root", function()
 
   it("carry a namespace's traffic from vde_plug's tap:// to a host on a TAP port", function()
     if not S.is_root() then pending("needs root (namespaces, TAP)") return end
+    if S.SANITIZER == "address" then
+      -- the namespace helper runs ip(8) with the ASan runtime preloaded, and its leak
+      -- report at exit fails the command; the normal build runs this spec
+      pending("ip(8) fails under the preloaded ASan runtime")
+      return
+    end
     if needs(HAVE_PLUG, "vde_plug") then return end
     local h1, h2 = ns("vk1"), ns("vk2")
     assert(sw:port { kind = "tap", name = "h1", ifname = "eth0", netns = h1.name,
                      addresses = { "10.0.9.1/24" } })
     local v = assert(sw:port { kind = "vde", name = "h2", path = dir .. "/sw" })
     -- vde_plug, inside h2, plugs our vde port into a TAP device it creates there
-    local plugproc = h2:spawn(("vde_plug vde://%s/sw tap://eth0"):format(dir))
+    local plugproc = h2:spawn(("%s vde://%s/sw tap://eth0"):format(PLUG, dir))
     S.eventually(function() return v:state() == "up" end, 5, "vde_plug to connect")
     S.eventually(function() return select(2, h2:run("ip link show eth0")) == 0 end, 5, "tap eth0 in h2")
     h2:check("ip addr add 10.0.9.2/24 dev eth0 && ip link set eth0 up")

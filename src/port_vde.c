@@ -28,12 +28,13 @@
  * Bad input on ctl (wrong magic or version, unknown type, bad address, a request cut
  * short by EOF or not complete within HANDSHAKE_MS) closes that connection and counts
  * drops.bad_request; nothing else changes. A connection that closes without sending a
- * byte is a liveness probe (ours below, vde_switch's still_used()) and is not counted. A second connection while a client is
- * connected (or still handshaking) is accepted and closed at once, counted as
- * drops.busy: one client per port, as one VM per port. Datagrams on the data socket
- * from any address but the client's are counted (bad_peer) and dropped; the kernel
- * already refuses them with EPERM while the data socket is connected, so this only
- * catches what slips in after the client's socket died.
+ * byte is a liveness probe (ours below, vde_switch's still_used()) and is not counted.
+ * A second connection while a client is connected (or still handshaking) is accepted
+ * and closed at once, counted as drops.busy: one client per port, as one VM per port.
+ * Datagrams on the data socket from any address but the client's are counted
+ * (bad_peer) and dropped; the kernel already refuses them with EPERM while the data
+ * socket is connected, so this only catches what slips in after the client's socket
+ * died.
  *
  * The directory: created with `mode` (default 0700) if it does not exist and removed at
  * close; an existing directory is accepted if it is empty (left in place at close) or
