@@ -73,10 +73,12 @@ end
 
 -- ---- a bad (or good) client in Python ----------------------------------------------------
 
--- python3 badclient.py CTL CASE: connects to CTL, sends the request of CASE, and prints
--- "closed SECONDS" when the switch closes the connection, or "reply N" when it answers.
+-- python3 badclient.py CTL CASE [PATH]: connects to CTL, sends the request of CASE, and
+-- prints "closed SECONDS" when the switch closes the connection, or "reply N" when it
+-- answers. CASE "own" binds its data socket at PATH, and once answered sends a frame and
+-- prints "reply N DATA_SOCKET OWNER_UID"; "foreign" names PATH, a socket not its own.
 local BADCLIENT = [[
-import socket, struct, sys, time
+import os, socket, struct, sys, time
 ctl, case = sys.argv[1], sys.argv[2]
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(ctl)
@@ -94,7 +96,12 @@ payload = {
     "garbage": b"GET / HTTP/1.0\r\n\r\n" + bytes(200),
     "short": req()[:40],
     "silent": b"",
+    "own": req(addr=sock(sys.argv[-1])),
+    "foreign": req(addr=sock(sys.argv[-1])),
 }[case]
+if case == "own":
+    d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    d.bind(sys.argv[3])
 if payload:
     s.sendall(payload)
 if case == "short":
@@ -108,17 +115,27 @@ except socket.timeout:
     sys.exit(1)
 except ConnectionResetError:
     data = b""
+if data and case == "own":
+    path = data[2:].split(b"\0")[0].decode()
+    d.connect(path)
+    d.send(b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x07" + b"\x08\x00" + bytes(46))
+    print("reply %d %s %d" % (len(data), path, os.stat(path).st_uid))
+    time.sleep(0.3)  # let the switch read the frame before the hang-up closes the data socket
+    sys.exit(0)
 print("closed %.2f" % (time.monotonic() - t0) if data == b"" else "reply %d" % len(data))
 ]]
 
-local function badclient(dir, case)
+local function badclient(dir, case, path, as)
   local script = dir .. "/badclient.py"
   if not S.read_file(script) then
     local f = assert(io.open(script, "w"))
     f:write(BADCLIENT)
     f:close()
   end
-  local out = run(("%s %s %s %s"):format(PYTHON, script, netns.quote(dir .. "/sw/ctl"), case))
+  local python = as and ("env -u LD_PRELOAD setpriv --reuid=%d --regid=%d --clear-groups /usr/bin/python3")
+    :format(as, as) or PYTHON
+  local out = run(("%s %s %s %s %s"):format(python, script, netns.quote(dir .. "/sw/ctl"), case,
+    path and netns.quote(path) or ""))
   return out
 end
 
@@ -298,6 +315,38 @@ describe("vde ports", function()
     ep:send(S.frame(1, S.BCAST))
     assert.truthy(ea:recv(2))
     ea:close(); ep:close()
+  end)
+
+  it("serve another user's client naming its own socket, refuse one naming someone else's", function()
+    if not S.is_root() then pending("needs root (to run a client as nobody)") return end
+    if needs(HAVE_PY and S.have("setpriv"), "python3 and setpriv") then return end
+    local NOBODY = 65534
+    os.execute("chmod 755 " .. dir)
+    local rec = S.record(sw, { "port", "error" })
+    local v = assert(sw:port { kind = "vde", name = "v", path = swdir, mode = "0777" })
+    local a = sw:port { kind = "socketpair", name = "a" }
+    local ea = a:endpoint()
+    -- a socket of root's, which nobody's client must not get our frames sent to
+    local rootsock = luaswitch.endpoint { path = dir .. "/root.sock" }
+    local out = badclient(dir, "foreign", dir .. "/root.sock", NOBODY)
+    assert.matches("^closed", out)
+    assert.equal(1, v:stats().drops.bad_request)
+    S.eventually(function() return #rec.error == 1 end, 2, "error event")
+    assert.equal("EACCES", rec.error[1].code)
+    assert.equal(0, #rec.port)
+    -- its own socket: served, with the data socket given to it
+    out = badclient(dir, "own", swdir .. "/.nobody", NOBODY)
+    local path, uid = out:match("^reply 110 (%S+) (%d+)")
+    assert.truthy(path, out)
+    assert.matches("^" .. swdir:gsub("%p", "%%%0") .. "/data%.%d+$", path)
+    assert.equal(NOBODY, tonumber(uid))
+    local f = ea:recv(2) -- the frame it sent once plugged
+    assert.truthy(f)
+    assert.equal("02:00:00:00:00:07", require("luaswitch.frame").parse(f).src)
+    S.eventually(function() return #rec.port == 2 end, 2, "up and down") -- it exited: hang-up
+    assert.equal("hangup", rec.port[2].reason)
+    assert.is_nil(rootsock:recv(0.05))
+    rootsock:close(); ea:close()
   end)
 
   it("accept data only from the client: others are refused by the kernel", function()

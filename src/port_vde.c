@@ -42,7 +42,9 @@
  * are removed (and the directory with them at close). Anything else is refused:
  * ENOTDIR (not a directory, or a symlink), EADDRINUSE (a live socket: another switch
  * runs there), ENOTEMPTY (other files). Sockets get mode & 0666; when we run as root the
- * data socket is given to the owner of the client's socket, as vde_switch does.
+ * data socket is given to the client's user (SO_PEERCRED of ctl), as vde_switch does.
+ * A client other than root must name a socket it owns (EACCES otherwise): the switch
+ * may run as root, and must not be made to send frames to someone else's socket.
  *
  * The data path is port_dgram.c's: recvmmsg() in batches until drained (bounded per
  * wake-up), one flush per batch, sendmmsg() as much of the queue as the client takes,
@@ -319,6 +321,22 @@ static int check_request(vde_client *c) {
  * DIR and send its address back. 0 or -errno (the connection is then refused). */
 static int client_setup(vde_port *v, vde_client *c) {
   ls_port *p = &v->base;
+  /* The client names the socket its frames go to. It must be its own: a switch running
+   * as root must not be made to send frames to another user's socket or a daemon's. */
+  struct ucred cred;
+  socklen_t clen = sizeof(cred);
+  if (getsockopt(c->ctl_fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) return -errno;
+  uid_t uid = cred.uid;
+  if (uid != 0) {
+    struct stat st;
+    if (c->addr.sun_path[0] == '\0') { /* abstract: no owner to check */
+      if (uid != geteuid()) return -EACCES;
+    } else if (stat(c->addr.sun_path, &st) < 0) {
+      return -errno;
+    } else if (!S_ISSOCK(st.st_mode) || st.st_uid != uid) {
+      return -EACCES;
+    }
+  }
   int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
   c->data_fd = fd;
@@ -335,9 +353,7 @@ static int client_setup(vde_port *v, vde_client *c) {
   }
   memcpy(c->data_path, me.sun_path, sizeof(c->data_path));
   /* As root, give the data socket to the client's user (as vde_switch does). */
-  struct stat st;
-  if (geteuid() == 0 && c->addr.sun_path[0] && stat(c->addr.sun_path, &st) == 0 &&
-      chown(me.sun_path, st.st_uid, (gid_t)-1) == 0) {
+  if (geteuid() == 0 && uid != 0 && chown(me.sun_path, uid, (gid_t)-1) == 0) {
     if (chmod(me.sun_path, v->mode & 0600) < 0) return -errno;
   } else if (chmod(me.sun_path, v->mode & 0666) < 0) {
     return -errno;
