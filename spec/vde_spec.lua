@@ -199,7 +199,7 @@ describe("vde ports", function()
     ea:close(); ep:close()
   end)
 
-  it("deliver a burst whole through vde_plug, waiting on it instead of dropping", function()
+  it("deliver bursts whole through vde_plug both ways, waiting instead of dropping", function()
     if needs(HAVE_PLUG, "vde_plug") then return end
     local v = assert(sw:port { kind = "vde", name = "v", path = swdir })
     local a = sw:port { kind = "socketpair", name = "a" }
@@ -218,6 +218,14 @@ describe("vde ports", function()
     local st = v:stats()
     assert.equal(0, st.drops.tx_full)
     assert.equal(n, st.tx_frames)
+    -- and the other way: vde_plug's blocking sends wait on our data socket
+    sink = ea:start_receiving { seq_offset = 14 }
+    sender = ep:start_sending { frame = S.frame(2, 1, { size = 64 }), count = n, seq_offset = 14 }
+    assert.equal(n, sender:wait { timeout = 20 }.frames)
+    got = sink:wait { frames = n, timeout = 10 }
+    assert.equal(n, got.frames)
+    assert.equal(n, got.in_order)
+    assert.equal(n + 1, v:stats().rx_frames)
     ea:close(); ep:close()
   end)
 
