@@ -61,7 +61,7 @@ describe("bad input", function()
   end)
 
   it("rejects an unknown port kind", function()
-    raises([[port: bad option 'kind' %(one of "socketpair", "unix", "tap", "packet" expected, got "tap0"%)]], function() return sw:port({ kind = "tap0" }) end)
+    raises([[port: bad option 'kind' %(one of "socketpair", "unix", "tap", "packet", "vde" expected, got "tap0"%)]], function() return sw:port({ kind = "tap0" }) end)
   end)
 
   it("rejects a port without a kind", function()
