@@ -749,11 +749,12 @@ static int prepare_dir(vde_port *v, const char *path, char *where, size_t wlen) 
     snprintf(where, wlen, "realpath %s", path);
     return -errno;
   }
-  if (strlen(real) > DIR_MAX) {
+  size_t len = strlen(real);
+  if (len > DIR_MAX) {
     snprintf(where, wlen, "path %s: at most %zu bytes for a VDE directory", real, DIR_MAX);
     return -ENAMETOOLONG;
   }
-  snprintf(v->dir, sizeof(v->dir), "%s", real);
+  memcpy(v->dir, real, len + 1);
   if (chmod(v->dir, v->mode) < 0) {
     snprintf(where, wlen, "chmod %s", v->dir);
     return -errno;
