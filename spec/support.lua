@@ -8,15 +8,11 @@ local frame = require "luaswitch.frame"
 
 local S = {}
 
---- The sanitizer of this build, if any ("address" or "thread"). Under ASan the specs run
--- in stock lua5.4 with the ASan runtime preloaded; under TSan they run in the instrumented
--- luaswitch executable. S.LUA is the command that runs a Lua script with the module.
+--- The sanitizer of this build, if any ("address" or "thread"). Then the specs run in the
+-- instrumented luaswitch executable (see cmake/tests.cmake). S.LUA is the command that
+-- runs a Lua script with the module: stock lua5.4, or that executable.
 S.SANITIZER = os.getenv("LS_SANITIZER")
-if S.SANITIZER == "thread" then
-  S.LUA = os.getenv("LUASWITCH_BIN")
-else
-  S.LUA = "lua5.4"
-end
+S.LUA = S.SANITIZER and os.getenv("LUASWITCH_BIN") or "lua5.4"
 
 S.BCAST = frame.BROADCAST
 S.mac = frame.mac

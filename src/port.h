@@ -51,6 +51,9 @@ typedef struct ls_port_drops {
   uint64_t rx_error; /* receive errors */
   uint64_t framing;  /* stream: a length out of range (the connection was closed) */
   uint64_t encap;    /* vxlan: short datagram, bad flags or reserved bits, other VNI */
+  /* connections to a listening port (vde) that were closed without becoming its peer */
+  uint64_t bad_request; /* did not speak the protocol (bad magic/version, short, late) */
+  uint64_t busy;        /* arrived while the port already had its one client */
   /* transmit side: a frame queued to this port that did not reach the peer */
   uint64_t tx_full;      /* queue at its bound */
   uint64_t tx_mtu;       /* payload above this port's MTU */

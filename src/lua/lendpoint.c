@@ -119,7 +119,7 @@ static int opt_addr(lua_State *L, const char *fn, const char *key, bool allow_un
   return r;
 }
 
-/* luaswitch.endpoint { path =, peer = } | { udp =, peer = } | { connect = } | { listen = }
+/* luaswitch.endpoint { path =, peer = } | { udp =, peer = } | { connect = } | { listen = } | {}
  * -> endpoint | nil, err, code */
 int lsl_endpoint_new(lua_State *L) {
   const char *fn = "luaswitch.endpoint";
@@ -139,6 +139,12 @@ int lsl_endpoint_new(lua_State *L) {
   if (!r) r = opt_addr(L, fn, "listen", true, &lis, &has_lis);
   if (r) return lsl_fail(L, r, "endpoint address");
   int modes = (has_path || (has_peer && !has_udp)) + has_udp + has_conn + has_lis;
+  if (modes == 0) { /* {}: an unnamed, unconnected unix datagram socket */
+    lsl_endpoint *e = new_endpoint(L);
+    e->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (e->fd < 0) return fail_release(L, e, -errno, "socket");
+    return 1;
+  }
   if (modes != 1)
     return luaL_error(L,
                       "%s: give one of 'path'/'peer' (unix datagram), 'udp' (with 'peer'), "

@@ -17,6 +17,7 @@
 #include "port_pcap.h"
 #include "port_tap.h"
 #include "port_udp.h"
+#include "port_vde.h"
 #include "port_vxlan.h"
 
 #include <errno.h>
@@ -216,6 +217,28 @@ static ls_port *new_pcap(lsl_port_args *a) {
   return ls_port_pcap_new(a->rt, a->cfg, &o, &a->err, a->where, sizeof(a->where));
 }
 
+/* mode: permissions as a string of octal digits ("0770"), since Lua has no octal
+ * literals and 0770 would be read as decimal 770. */
+static ls_port *new_vde(lsl_port_args *a) {
+  ls_vde_options o = {.path = need_string(a, "path", "vde"), .mode = LS_VDE_MODE_DEFAULT};
+  int t = lsl_field(a->L, a->opts, "mode");
+  lua_pop(a->L, 1);
+  if (t == LUA_TNUMBER)
+    lsl_opt_error(a->L, a->fn, "mode", "an octal string like \"0770\" expected, got a number");
+  const char *m = lsl_opt_string(a->L, a->opts, a->fn, "mode", NULL, 5);
+  if (m) {
+    unsigned v = 0;
+    for (const char *c = m; *c; c++) {
+      if (*c < '0' || *c > '7')
+        lsl_opt_error(a->L, a->fn, "mode", "an octal string like \"0770\" expected, got '%s'", m);
+      v = v * 8 + (unsigned)(*c - '0');
+    }
+    if (v > 07777) lsl_opt_error(a->L, a->fn, "mode", "at most \"7777\", got '%s'", m);
+    o.mode = (mode_t)v;
+  }
+  return ls_port_vde_new(a->rt, a->cfg, &o, &a->err, a->where, sizeof(a->where));
+}
+
 #define COMMON "kind", "name", "mtu", "txqlen", "up"
 
 const lsl_kind lsl_kinds[] = {
@@ -233,6 +256,7 @@ const lsl_kind lsl_kinds[] = {
      new_vxlan},
     {"pcap", (const char *const[]){COMMON, "path", "snaplen", "max_size", "rotate", "format", NULL},
      new_pcap},
+    {"vde", (const char *const[]){COMMON, "path", "mode", NULL}, new_vde},
     {NULL, NULL, NULL},
 };
 

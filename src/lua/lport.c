@@ -73,7 +73,7 @@ static int p_stats(lua_State *L) {
   lsl_setint(L, t, "tx_bytes", st.tx_bytes);
   lsl_setint(L, t, "rx_control", st.rx_control);
   lsl_setint(L, t, "hangups", st.hangups);
-  lua_createtable(L, 0, 11);
+  lua_createtable(L, 0, 16);
   int d = lua_gettop(L);
   lsl_setint(L, d, "runt", st.drops.runt);
   lsl_setint(L, d, "oversize", st.drops.oversize);
@@ -84,6 +84,8 @@ static int p_stats(lua_State *L) {
   lsl_setint(L, d, "framing", st.drops.framing);
   lsl_setint(L, d, "encap", st.drops.encap);
   lsl_setint(L, d, "no_remote", st.drops.no_remote);
+  lsl_setint(L, d, "bad_request", st.drops.bad_request);
+  lsl_setint(L, d, "busy", st.drops.busy);
   lsl_setint(L, d, "tx_full", st.drops.tx_full);
   lsl_setint(L, d, "tx_mtu", st.drops.tx_mtu);
   lsl_setint(L, d, "tx_error", st.drops.tx_error);
