@@ -147,6 +147,20 @@ describe("examples", function()
     assert.matches("switch: 100000 unicast, 3 flooded, 3 MACs learned", out)
   end)
 
+  it("two_hosts.lua runs as documented: pings and TCP between two namespaces on TAP ports", function()
+    if not S.is_root() then return pending("needs root (network namespaces, TAP)") end
+    local out, rc = run(BIN .. " " .. SRC .. "/examples/two_hosts.lua 2>&1")
+    assert.equal(0, rc, out)
+    assert.matches("3 packets transmitted, 3 received, 0%% packet loss", out)
+    assert.matches("[%d.]+ Gbits/sec received", out)
+    local _, learned = out:gsub("learn %x%x:[%x:]+ on h%d", "")
+    assert.equal(2, learned)
+    assert.matches("port h1: %d+ frames in, %d+ out, offloads true", out)
+    local ns = io.popen("ip netns list")
+    assert.is_nil(ns:read("a"):match("^ex%d+h%d"))
+    ns:close()
+  end)
+
   it("demo.lua also runs under stock lua5.4 with the module on its paths", function()
     local out, rc = run(("LUA_PATH=%q LUA_CPATH=%q %s %s/examples/demo.lua 2>&1"):format(
       package.path, package.cpath, S.LUA, SRC))
