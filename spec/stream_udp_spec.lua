@@ -190,3 +190,92 @@ describe("udp ports", function()
     assert.equal(2, #sw:ports())
   end)
 end)
+
+describe("vxlan ports between two luaswitch switches over loopback", function()
+  local s1, s2, e1, e2, v1, v2
+
+  before_each(function()
+    s1, s2 = luaswitch.switch "site1", luaswitch.switch "site2"
+    v1 = assert(s1:port { kind = "vxlan", name = "vx", vni = 100, bind = "127.0.0.1:17301",
+                          remotes = { "127.0.0.1:17302" } })
+    v2 = assert(s2:port { kind = "vxlan", name = "vx", vni = 100, bind = "127.0.0.1:17302",
+                          remotes = { "127.0.0.1:17301" } })
+    e1 = s1:port { kind = "socketpair", name = "h1" }:endpoint()
+    e2 = s2:port { kind = "socketpair", name = "h2" }:endpoint()
+  end)
+
+  after_each(function()
+    e1:close(); e2:close()
+    s1:close(); s2:close()
+  end)
+
+  it("carry frames across the tunnel and learn the remote VTEP of each inner MAC", function()
+    local f = S.frame(1, S.BCAST)
+    e1:send(f)
+    assert.equal(f, e2:recv(1))
+    local back = S.frame(2, 1)
+    e2:send(back)
+    assert.equal(back, e1:recv(1))
+    local learned = {}
+    for _, e in ipairs(v2:vxlan_fdb()) do
+      if e.mac then learned[e.mac] = e.remote end
+    end
+    assert.equal("127.0.0.1:17301", learned[S.mac(1)]) -- the sender, a known remote
+    -- unicast to a learned inner MAC goes to that VTEP only; the flood list is listed too
+    local flood = 0
+    for _, e in ipairs(v1:vxlan_fdb()) do
+      if e.flood then flood = flood + 1 end
+      if e.mac == S.mac(2) then assert.equal("127.0.0.1:17302", e.remote) end
+    end
+    assert.equal(1, flood)
+    assert.equal(100, v1:info().vni)
+  end)
+
+  it("use static entries, drop other VNIs, and count what has no remote", function()
+    v2:vxlan_add(S.mac(9), "127.0.0.1:17399")
+    local static
+    for _, e in ipairs(v2:vxlan_fdb()) do
+      if e.mac == S.mac(9) then static = e end
+    end
+    assert.truthy(static)
+    assert.is_true(static.static)
+    assert.is_true(v2:vxlan_del(S.mac(9)))
+    assert.is_false(v2:vxlan_del(S.mac(9)))
+    -- a tunnel with another VNI: its datagrams are counted and dropped by v2
+    local s3 = luaswitch.switch "site3"
+    assert(s3:port { kind = "vxlan", name = "vx", vni = 101, bind = "127.0.0.1:17303",
+                     remotes = { "127.0.0.1:17302" } })
+    local e3 = s3:port { kind = "socketpair", name = "h3" }:endpoint()
+    e3:send(S.frame(3, S.BCAST))
+    S.eventually(function() return v2:stats().drops.encap == 1 end, 2, "VNI mismatch counted")
+    assert.is_nil(e2:recv(0.1))
+    e3:close()
+    s3:close()
+    -- a vxlan port without remotes has nowhere to flood
+    local s4 = luaswitch.switch "site4"
+    local v4 = assert(s4:port { kind = "vxlan", name = "vx", vni = 1, bind = "127.0.0.1:17304" })
+    local e4 = s4:port { kind = "socketpair", name = "h4" }:endpoint()
+    e4:send(S.frame(4, S.BCAST))
+    S.eventually(function() return v4:stats().drops.no_remote == 1 end, 2, "no_remote counted")
+    e4:close()
+    s4:close()
+  end)
+
+  it("refuse bad options and report an unresolvable remote", function()
+    assert.has_error(function() s1:port { kind = "vxlan", name = "x" } end,
+      "port: missing option 'vni' (0 to 16777215) for a vxlan port")
+    assert.has_error(function() s1:port { kind = "vxlan", name = "x", vni = 1 << 24 } end,
+      "port: bad option 'vni' (must be between 0 and 16777215, got 16777216)")
+    assert.has_error(function() s1:port { kind = "vxlan", name = "x", vni = 1, remotes = "10.0.0.1" } end,
+      "port: bad option 'remotes' (list of addresses expected)")
+    local p, msg, code = s1:port { kind = "vxlan", name = "x", vni = 1, bind = "127.0.0.1:17305",
+                                   remotes = { "nohost.invalid" } }
+    assert.is_nil(p)
+    assert.equal("EAI_NONAME", code)
+    assert.matches("remote nohost.invalid", msg)
+    assert.has_error(function() v1:vxlan_add("02:00:00:00:00:01", "bad host!") end)
+    local sp = s1:ports()[2]
+    assert.has_error(function() sp:vxlan_fdb() end,
+      "calling 'vxlan_fdb' on bad self (port 'h1' is a socketpair port, not a vxlan port)")
+  end)
+end)
