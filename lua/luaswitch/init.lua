@@ -273,8 +273,18 @@ function M.off(event, fn)
   return remove_handler(M, event, fn)
 end
 
---- Counters of the Lua side: events dispatched and handler errors.
-M.stats = { dispatched = 0, handler_errors = 0 }
+--- Counters of the Lua side: `dispatched` (events delivered), `handler_errors` (handler
+-- calls that failed, whatever the reason) and, among those, `handler_overruns` (handlers
+-- interrupted for running past `handler_budget`).
+M.stats = { dispatched = 0, handler_errors = 0, handler_overruns = 0 }
+
+--- Budget of one handler call, in Lua VM instructions (default 10,000,000: about 0.05 to
+-- 0.1 s of pure Lua here). A handler still running past it (`while true do end`) is
+-- interrupted with an error, reported with the event type and the handler's source:line,
+-- and counted in `stats.handler_overruns`; the other handlers and forwarding carry on.
+-- Time spent inside C functions (a blocking os.execute) is not counted. `0` or `false`
+-- means no budget.
+M.handler_budget = 10000000
 
 --- Called with a message when a handler raises an error; replace to log elsewhere.
 -- The default writes to stderr. The switch keeps forwarding either way.
@@ -282,30 +292,88 @@ function M.report(msg)
   io.stderr:write("luaswitch: ", msg, "\n")
 end
 
-local traceback = debug.traceback
+local traceback, sethook, getinfo = debug.traceback, debug.sethook, debug.getinfo
+local cocreate, coresume, costatus, coclose = coroutine.create, coroutine.resume, coroutine.status,
+  coroutine.close
+local HOOK_STEP_MAX = 0x40000000
 
-local function run_list(list, ev)
-  if not list or #list == 0 then return end
-  local copy = table.move(list, 1, #list, 1, {})
-  for i = 1, #copy do
-    local ok, err = xpcall(copy[i], traceback, ev)
-    if not ok then
-      M.stats.handler_errors = M.stats.handler_errors + 1
-      local ok2 = pcall(M.report, ("error in '%s' handler: %s"):format(ev.type, tostring(err)))
-      if not ok2 then io.stderr:write("luaswitch: ", tostring(err), "\n") end
-    end
+local function budget_of(b)
+  if b == nil or b == false then return 0 end
+  if math.type(b) == "float" and b == math.floor(b) and b < 2 ^ 63 then b = math.tointeger(b) end
+  if math.type(b) ~= "integer" and b ~= math.huge or b < 0 then
+    error(("luaswitch.handler_budget: a non-negative number of instructions expected, got %s")
+      :format(tostring(b)), 3)
+  end
+  return b == math.huge and 0 or b
+end
+
+local function where(fn)
+  local info = getinfo(fn, "S")
+  if info.what == "C" then return "[C]" end
+  return ("%s:%d"):format(info.short_src, info.linedefined)
+end
+
+local function failed(ev, msg)
+  M.stats.handler_errors = M.stats.handler_errors + 1
+  local ok = pcall(M.report, msg)
+  if not ok then io.stderr:write("luaswitch: ", msg, "\n") end
+end
+
+-- Run one handler in a coroutine of its own: its instruction budget is a count hook on
+-- that coroutine only (the caller's hooks, such as the REPL's Ctrl-C, are untouched), and
+-- a handler that yields is caught instead of suspending dispatch() halfway.
+local function call_handler(fn, ev, budget)
+  local co = cocreate(fn)
+  local overrun = false
+  if budget > 0 then
+    local step = budget < HOOK_STEP_MAX and budget or HOOK_STEP_MAX
+    local used = 0
+    sethook(co, function()
+      used = used + step
+      if used >= budget then
+        overrun = true
+        sethook() -- this coroutine's hook: stop counting while the error unwinds
+        error("interrupted", 2)
+      end
+    end, "", step)
+  else
+    sethook(co) -- a new coroutine inherits its creator's hook: drop it
+  end
+  local ok, err = coresume(co, ev)
+  if ok then
+    if costatus(co) == "dead" then return end
+    coclose(co)
+    failed(ev, ("'%s' handler at %s yielded: handlers run to completion from dispatch() and " ..
+      "cannot yield (start a coroutine of your own for work that waits)"):format(ev.type, where(fn)))
+    return
+  end
+  local tb = traceback(co, tostring(err))
+  coclose(co)
+  if overrun then
+    M.stats.handler_overruns = M.stats.handler_overruns + 1
+    failed(ev, ("'%s' handler at %s interrupted: it ran past its budget of %d instructions " ..
+      "(luaswitch.handler_budget)\n%s"):format(ev.type, where(fn), budget,
+      (tb:gsub("^[^\n]*\n", ""):gsub("\n\t%[C%]: in function 'error'", ""):gsub("\n\t[^\n]*in hook[^\n]*", ""))))
+  else
+    failed(ev, ("error in '%s' handler: %s"):format(ev.type, tb))
   end
 end
 
-local function deliver(ev)
+local function run_list(list, ev, budget)
+  if not list or #list == 0 then return end
+  local copy = table.move(list, 1, #list, 1, {})
+  for i = 1, #copy do call_handler(copy[i], ev, budget) end
+end
+
+local function deliver(ev, budget)
   M.stats.dispatched = M.stats.dispatched + 1
   local sw = ev.switch
   if sw then
     local byev = handlers[sw]
-    if byev then run_list(byev[ev.type], ev) end
+    if byev then run_list(byev[ev.type], ev, budget) end
   end
   local g = handlers[M]
-  if g then run_list(g[ev.type], ev) end
+  if g then run_list(g[ev.type], ev, budget) end
 end
 
 --- Run the handlers of pending events, first waiting up to `timeout` seconds (default 0)
@@ -316,12 +384,13 @@ function M.dispatch(timeout)
   if type(timeout) ~= "number" or timeout ~= timeout or timeout < 0 then
     error("bad argument #1 to 'dispatch' (non-negative number of seconds expected)", 2)
   end
+  local budget = budget_of(M.handler_budget)
   local evs, lost = core.events()
   if #evs == 0 and lost == 0 and timeout > 0 then
     if core.wait(timeout) then evs, lost = core.events() end
   end
-  if lost > 0 then deliver({ type = "lost", count = lost, time = core.now() }) end
-  for i = 1, #evs do deliver(evs[i]) end
+  if lost > 0 then deliver({ type = "lost", count = lost, time = core.now() }, budget) end
+  for i = 1, #evs do deliver(evs[i], budget) end
   return #evs
 end
 
