@@ -312,6 +312,10 @@ end
 -- @treturn string
 function M.pretty(v, limits)
   local l = setmetatable(limits or {}, { __index = M.limits })
+  if type(v) == "table" and not has_tostring(v) then
+    local cols = columns(v, "", l) -- at the top, a list of records is just its columns
+    if cols then return cols end
+  end
   return pretty(v, "", 0, {}, l)
 end
 
@@ -595,7 +599,8 @@ local function errmsg(e)
 end
 
 local function handler(e)
-  return chunk_traceback(errmsg(e))
+  local tb = chunk_traceback(errmsg(e)) -- not a tail call: chunk_traceback counts levels
+  return tb
 end
 
 --- Run one line (or the lines so far of a multi-line statement) at the REPL: compile it,

@@ -1,60 +1,57 @@
 /*
- * main.c — the luaswitch executable.
+ * main.c — the luaswitch executable: options, the Lua state, the script, teardown.
  *
- * Owns: running a Lua script (or -e chunks) with luaswitch.core preloaded and the Lua
- * modules on package.path, then serving: while any switch is open, it dispatches events
- * as they arrive, until SIGINT or SIGTERM; then it closes every switch and port (removing
- * socket files) and exits. While the script itself runs, SIGINT/SIGTERM interrupt it
- * with a Lua error ("interrupted!"), which also ends in a clean teardown.
+ * Owns: parsing the command line (and dispatching `attach` and `ctl` to client.c),
+ * running a Lua script (or -e chunks) with luaswitch.core preloaded and the Lua modules on
+ * package.path, then handing over to cli_serve (serve.c): events dispatched as they
+ * arrive, the REPL (-i) and the control socket (--control), until SIGINT or SIGTERM (or
+ * Ctrl-D at the REPL); then it closes every switch and port (removing socket files) and
+ * exits. While the script itself runs, SIGINT/SIGTERM interrupt it with a Lua error
+ * ("interrupted!"), which also ends in a clean teardown.
  */
-#include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "common.h"
 
 LUAMOD_API int luaopen_luaswitch_core(lua_State *L);
 
-static const char *progname = "luaswitch";
-static lua_State *globalL;
+const char *cli_progname = "luaswitch";
 
 static void usage(FILE *f) {
   fprintf(f,
           "usage: %s [options] [script.lua [args...]]\n"
+          "       %s attach PATH\n"
+          "       %s ctl PATH 'lua chunk'\n"
           "\n"
           "Runs script.lua (with require \"luaswitch\" available), then keeps the switches it\n"
           "created forwarding and dispatches their events until SIGINT or SIGTERM. Exits at\n"
-          "once if the script left no switch open.\n"
+          "once if the script left no switch open (unless -i or --control).\n"
           "\n"
           "options:\n"
-          "  -e CODE        run the Lua chunk CODE (may be given several times, runs first)\n"
-          "  -v, --version  print the version and exit\n"
-          "  -h, --help     print this help and exit\n"
-          "  --             stop handling options\n",
-          progname);
+          "  -i              interactive: a Lua prompt after the script (line editing, history\n"
+          "                  in ~/.luaswitch_history, Tab completion); Ctrl-D leaves\n"
+          "  --control PATH  serve the control socket PATH (unix stream, mode 0600, same uid\n"
+          "                  or root): one Lua chunk per line, one JSON reply per line\n"
+          "  -e CODE         run the Lua chunk CODE (may be given several times, runs first)\n"
+          "  -v, --version   print the version and exit\n"
+          "  -h, --help      print this help and exit\n"
+          "  --              stop handling options\n"
+          "\n"
+          "attach PATH       a REPL on the switch serving the control socket PATH\n"
+          "ctl PATH CHUNK    run CHUNK there, print its result as JSON; exit status 0 on\n"
+          "                  success, 1 on a Lua error, 2 on a connection problem\n",
+          cli_progname, cli_progname, cli_progname);
 }
 
-/* ---- interrupting a running script (as lua.c does) ---------------------------------------- */
-
-static void lstop(lua_State *L, lua_Debug *ar) {
-  (void)ar;
-  lua_sethook(L, NULL, 0, 0);
-  luaL_error(L, "interrupted!");
-}
-
-static void laction(int sig) {
-  (void)sig;
-  lua_sethook(globalL, lstop, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
-}
+/* ---- running Lua ------------------------------------------------------------------------- */
 
 static int msghandler(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
@@ -66,7 +63,7 @@ static int msghandler(lua_State *L) {
   return 1;
 }
 
-static int docall(lua_State *L, int narg, int nres) {
+int cli_docall(lua_State *L, int narg, int nres) {
   int base = lua_gettop(L) - narg;
   lua_pushcfunction(L, msghandler);
   lua_insert(L, base);
@@ -75,13 +72,23 @@ static int docall(lua_State *L, int narg, int nres) {
   return st;
 }
 
-static int report(lua_State *L, int st) {
+int cli_report(lua_State *L, int st) {
   if (st != LUA_OK) {
-    fprintf(stderr, "%s: %s\n", progname, lua_tostring(L, -1));
+    fprintf(stderr, "%s: %s\n", cli_progname, lua_tostring(L, -1));
     fflush(stderr);
     lua_pop(L, 1);
   }
   return st;
+}
+
+int cli_console(lua_State *L, const char *name) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "luaswitch.console");
+  int st = cli_docall(L, 1, 1);
+  if (st != LUA_OK) return cli_report(L, st);
+  lua_getfield(L, -1, name);
+  lua_remove(L, -2);
+  return LUA_OK;
 }
 
 /* ---- setup -------------------------------------------------------------------------------- */
@@ -120,90 +127,70 @@ static void create_arg_table(lua_State *L, char **argv, int argc, int script) {
 
 static int run_script(lua_State *L, char **argv, int argc, int script) {
   int st = luaL_loadfile(L, argv[script]);
-  if (st != LUA_OK) return report(L, st);
+  if (st != LUA_OK) return cli_report(L, st);
   int n = 0;
   for (int i = script + 1; i < argc; i++, n++) lua_pushstring(L, argv[i]);
-  return report(L, docall(L, n, 0));
+  return cli_report(L, cli_docall(L, n, 0));
 }
 
-/* luaswitch loaded and at least one switch open? */
-static bool have_switches(lua_State *L) {
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, "loaded");
-  int t = lua_getfield(L, -1, "luaswitch.core");
-  bool yes = false;
-  if (t == LUA_TTABLE) {
-    lua_getfield(L, -1, "switches");
-    if (lua_pcall(L, 0, 1, 0) == LUA_OK) yes = lua_rawlen(L, -1) > 0;
-    lua_pop(L, 1);
+static bool is_opt(const char *a, const char *name, const char **value) {
+  size_t n = strlen(name);
+  if (strncmp(a, name, n) != 0) return false;
+  if (a[n] == '\0') {
+    *value = NULL;
+    return true;
   }
-  lua_pop(L, 3);
-  return yes;
-}
-
-static int call_luaswitch(lua_State *L, const char *fn, int nres) {
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "luaswitch");
-  int st = docall(L, 1, 1);
-  if (st != LUA_OK) return report(L, st);
-  lua_getfield(L, -1, fn);
-  lua_remove(L, -2);
-  if (strcmp(fn, "dispatch") == 0) {
-    lua_pushnumber(L, 0);
-    return report(L, docall(L, 1, nres));
+  if (a[n] == '=') {
+    *value = a + n + 1;
+    return true;
   }
-  return report(L, docall(L, 0, nres));
-}
-
-/* Serve until a signal (or until no switch is left). */
-static void serve(lua_State *L) {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigprocmask(SIG_BLOCK, &set, NULL);
-  int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (sfd < 0) {
-    fprintf(stderr, "%s: signalfd: %s\n", progname, strerror(errno));
-    return;
-  }
-  while (have_switches(L)) {
-    if (call_luaswitch(L, "fileno", 1) != LUA_OK) break;
-    int efd = (int)lua_tointeger(L, -1);
-    lua_pop(L, 1);
-    struct pollfd pfd[2] = {{sfd, POLLIN, 0}, {efd, POLLIN, 0}};
-    int n = poll(pfd, 2, 1000);
-    if (n < 0 && errno != EINTR) break;
-    if (pfd[0].revents & POLLIN) {
-      struct signalfd_siginfo si;
-      if (read(sfd, &si, sizeof(si)) > 0) break;
-    }
-    if (pfd[1].revents & POLLIN) {
-      if (call_luaswitch(L, "dispatch", 0) != LUA_OK) { /* reported; keep serving */
-      }
-    }
-  }
-  close(sfd);
+  return false;
 }
 
 int main(int argc, char **argv) {
   if (argv[0] && argv[0][0]) {
     const char *s = strrchr(argv[0], '/');
-    progname = s ? s + 1 : argv[0];
+    cli_progname = s ? s + 1 : argv[0];
   }
+  if (argc >= 2 && strcmp(argv[1], "attach") == 0) {
+    if (argc != 3) {
+      fprintf(stderr, "usage: %s attach PATH\n", cli_progname);
+      return 2;
+    }
+    return cli_attach(argv[2]);
+  }
+  if (argc >= 2 && strcmp(argv[1], "ctl") == 0) {
+    if (argc != 4) {
+      fprintf(stderr, "usage: %s ctl PATH 'lua chunk'\n", cli_progname);
+      return 2;
+    }
+    return cli_ctl(argv[2], argv[3]);
+  }
+
+  cli_serve_opts so = {false, NULL};
   int script = 0;
   int i = 1;
   for (; i < argc; i++) {
-    const char *a = argv[i];
+    const char *a = argv[i], *v;
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
       usage(stdout);
       return 0;
     } else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
       printf("luaswitch %s (%s)\n", LS_VERSION, LUA_RELEASE);
       return 0;
+    } else if (strcmp(a, "-i") == 0) {
+      so.interactive = true;
+    } else if (is_opt(a, "--control", &v)) {
+      if (!v && ++i < argc) v = argv[i];
+      if (!v || !*v) {
+        fprintf(stderr, "%s: '--control' needs a socket path\n", cli_progname);
+        usage(stderr);
+        return 2;
+      }
+      so.control_path = v;
     } else if (strcmp(a, "-e") == 0) {
       if (++i >= argc) {
-        fprintf(stderr, "%s: '-e' needs an argument\n", progname);
+        fprintf(stderr, "%s: '-e' needs an argument\n", cli_progname);
         usage(stderr);
         return 2;
       }
@@ -211,7 +198,7 @@ int main(int argc, char **argv) {
       i++;
       break;
     } else if (a[0] == '-' && a[1] != '\0') {
-      fprintf(stderr, "%s: unknown option '%s'\n", progname, a);
+      fprintf(stderr, "%s: unknown option '%s'\n", cli_progname, a);
       usage(stderr);
       return 2;
     } else {
@@ -222,46 +209,48 @@ int main(int argc, char **argv) {
 
   lua_State *L = luaL_newstate();
   if (!L) {
-    fprintf(stderr, "%s: cannot create a Lua state\n", progname);
+    fprintf(stderr, "%s: cannot create a Lua state\n", cli_progname);
     return 1;
   }
-  globalL = L;
   luaL_openlibs(L);
   set_paths(L);
   create_arg_table(L, argv, argc, script);
-
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = laction;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
+  cli_signals_init(L);
 
   int status = LUA_OK;
   for (int j = 1; j < (script ? script : argc) && status == LUA_OK; j++) {
     if (strcmp(argv[j], "-e") == 0) {
       const char *code = argv[++j];
       status = luaL_loadbuffer(L, code, strlen(code), "=(command line)");
-      if (status == LUA_OK) status = docall(L, 0, 0);
-      report(L, status);
+      if (status == LUA_OK) status = cli_docall(L, 0, 0);
+      cli_report(L, status);
+    } else if (strcmp(argv[j], "--control") == 0) {
+      j++; /* skip its value */
     } else if (strcmp(argv[j], "--") == 0) {
       break;
     }
   }
   if (status == LUA_OK && script) status = run_script(L, argv, argc, script);
 
-  if (status == LUA_OK) serve(L);
+  /* As lua5.4 -i, the REPL comes up even after a failed script: there is something to
+   * look at. Without -i a failed script ends here. */
+  if (status == LUA_OK || so.interactive) {
+    int st = cli_serve(L, &so);
+    if (so.interactive)
+      status = st ? LUA_ERRRUN : LUA_OK;
+    else if (st)
+      status = LUA_ERRRUN;
+  }
 
   /* Teardown: close everything (removes socket files), then the state. */
   lua_sethook(L, NULL, 0, 0);
-  if (have_switches(L) || status != LUA_OK) {
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "loaded");
-    if (lua_getfield(L, -1, "luaswitch.core") == LUA_TTABLE) {
-      lua_getfield(L, -1, "stop");
-      if (lua_pcall(L, 0, 0, 0) != LUA_OK) lua_pop(L, 1);
-    }
-    lua_pop(L, 3);
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "loaded");
+  if (lua_getfield(L, -1, "luaswitch.core") == LUA_TTABLE) {
+    lua_getfield(L, -1, "stop");
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK) lua_pop(L, 1);
   }
+  lua_pop(L, 3);
   lua_close(L);
   return status == LUA_OK ? 0 : 1;
 }
