@@ -91,9 +91,10 @@ static int conn_request(conn *c, const char *cmd, const char *payload, char **re
   memcpy(req + cl + 2, j, jl);
   req[cl + 2 + jl] = '\n';
   free(j);
-  int r = send_all(c->fd, req, cl + jl + 3);
+  if (send_all(c->fd, req, cl + jl + 3) != 0) {
+    /* The server may still have said why it closed (a refused peer): read on. */
+  }
   free(req);
-  if (r != 0) return -1;
   for (;;) {
     char *nl = c->len ? memchr(c->buf, '\n', c->len) : NULL;
     if (nl) {
