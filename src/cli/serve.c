@@ -12,7 +12,8 @@
  * (SIGINT clears the REPL's line, or ends serving without -i; SIGTERM ends serving). While
  * Lua code runs on behalf of the REPL or a control client, they are unblocked and
  * interrupt it as in lua.c: the handler sets a hook that raises "interrupted!". SIGTERM
- * then ends serving as soon as that code has returned.
+ * then ends serving as soon as that code has returned. Event handlers are not
+ * interrupted this way (their events would be lost): their instruction budget stops them.
  */
 #include <errno.h>
 #include <lauxlib.h>
@@ -100,10 +101,12 @@ static int event_fd(lua_State *L) {
   return fd;
 }
 
+/* Not interruptible: the events taken from the ring would be lost. A runaway handler is
+ * stopped by its budget (luaswitch.handler_budget); a signal waits in the signalfd. */
 static void dispatch(lua_State *L) {
   if (get_luaswitch(L, "dispatch") != LUA_OK) return;
   lua_pushinteger(L, 0);
-  cli_report(L, cli_call_interruptible(L, 1, 0)); /* reported; keep serving */
+  cli_report(L, cli_docall(L, 1, 0)); /* reported; keep serving */
 }
 
 /* ---- the loop -------------------------------------------------------------------------------- */
