@@ -208,6 +208,10 @@ print(sorted(s["ports"]), s["ports"]["a"]["rx_frames"] > 0, s["stats"]["fdb"]["e
     assert.equal('{"ok":true,"result":null}', lines[11])
     assert.equal('{"ok":true,"result":null}', lines[12])
     assert.equal(('{"ok":true,"result":[42,true,"%s"]}'):format(luaswitch.version), lines[13])
+    -- a client that shuts down its side gets the replies to its complete lines
+    out, rc = run(CLIENT .. " " .. q(path) .. " shut 'x_remote + 1' '\\pretty \"x_remote\"'", dir)
+    assert.equal(0, rc, out)
+    assert.equal('{"ok":true,"result":43}\n{"ok":true,"result":"42"}\nclosed\n', out)
   end)
 
   it("creates the socket 0600, refuses a live one, replaces a stale one, removes it at exit", function()

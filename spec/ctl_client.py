@@ -8,6 +8,8 @@ usage: ctl_client.py PATH MODE [ARGS...]
                      the reply line
   long BYTES         send BYTES bytes without a newline; print the reply line, then
                      "closed" once the server has closed the connection
+  shut LINE...       send the lines, then shut down the sending side; print every reply
+                     line until the server closes
   half               send half a request (no newline) and disconnect at once
   midway             send a slow request and disconnect before its reply
   many N M           N connections at once, each sending M requests in turn (arithmetic
@@ -55,6 +57,19 @@ def main():
             s.sendall(line.encode() + b"\n")
             reply = read_line(s, buf)
             print(reply.decode("utf-8") if reply is not None else "closed")
+        return 0
+    if mode == "shut":
+        s = connect(path)
+        s.sendall(b"".join(line.encode() + b"\n" for line in args) + b"partial line")
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        sys.stdout.write(data.decode("utf-8"))
+        print("closed")
         return 0
     if mode == "binary":
         s, buf = connect(path), [b""]
