@@ -63,6 +63,110 @@ function M.stats()
   return out
 end
 
+-- ---- Prometheus text exposition -------------------------------------------------------------
+
+local function label(v)
+  return '"' .. tostring(v):gsub('[\\"\n]', { ["\\"] = "\\\\", ['"'] = '\\"', ["\n"] = "\\n" }) .. '"'
+end
+
+local function labels(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  sort(keys)
+  if #keys == 0 then return "" end
+  local parts = {}
+  for i, k in ipairs(keys) do parts[i] = k .. "=" .. label(t[k]) end
+  return "{" .. concat(parts, ",") .. "}"
+end
+
+-- Counters and gauges: which fields of which table, as what.
+local SWITCH_COUNTERS = { unicast = "frames forwarded to one port",
+  flooded = "frames flooded", group_src = "frames with a group source address",
+  zero_src = "frames with an all-zero source address" }
+local FDB_GAUGES = { entries = "entries in the MAC table", dynamic = "learned entries",
+  static = "static entries", max = "cap on learned entries", memory = "bytes used by the MAC table",
+  pinned = "sticky entries" }
+local FDB_COUNTERS = { learned = "MACs learned", moved = "MAC moves", aged = "entries aged out",
+  evicted = "entries evicted at the cap", refused = "MACs refused at the cap",
+  deleted = "entries deleted" }
+local PORT_COUNTERS = { rx_frames = "frames received", rx_bytes = "bytes received",
+  rx_forwarded = "received frames forwarded", rx_control = "control frames consumed",
+  tx_queued = "frames queued for sending", tx_frames = "frames sent", tx_bytes = "bytes sent",
+  hangups = "peer hangups" }
+local RUNTIME_COUNTERS = { wakeups = "data-plane wake-ups", batches = "receive batches",
+  commands = "commands applied", events_lost = "events dropped because the ring was full" }
+local RUNTIME_GAUGES = { buffers_live = "frame buffers in use",
+  buffers_allocated = "frame buffers allocated" }
+local LUA_COUNTERS = { dispatched = "events dispatched to Lua", handler_errors = "handler calls that failed",
+  handler_overruns = "handler calls interrupted for their budget" }
+
+--- Every counter of `stats()` in the Prometheus text exposition format (version 0.0.4):
+-- `luaswitch_port_rx_frames_total{switch="lab",port="a"} 12`, `luaswitch_port_drops_total`
+-- with a `reason` label, `luaswitch_port_up`, `luaswitch_switch_*_total`, `luaswitch_fdb_*`,
+-- `luaswitch_runtime_*`, `luaswitch_lua_*_total`. What `luaswitch --metrics` serves.
+-- @treturn string
+function M.metrics()
+  local st = M.stats()
+  local families, order = {}, {}
+  local function add(name, kind, help, lbl, value)
+    if type(value) == "boolean" then value = value and 1 or 0 end
+    if type(value) ~= "number" then return end
+    local f = families[name]
+    if not f then
+      f = { kind = kind, help = help, samples = {} }
+      families[name] = f
+      order[#order + 1] = name
+    end
+    f.samples[#f.samples + 1] = "luaswitch_" .. name .. labels(lbl) .. " " ..
+      (mtype(value) == "integer" and format("%d", value) or format("%.17g", value))
+  end
+  local function each(fields, t, prefix, kind, lbl)
+    local names = {}
+    for k in pairs(fields) do names[#names + 1] = k end
+    sort(names)
+    for _, k in ipairs(names) do
+      add(prefix .. k .. (kind == "counter" and "_total" or ""), kind, fields[k], lbl, t[k])
+    end
+  end
+  local snames = {}
+  for k in pairs(st.switches) do snames[#snames + 1] = k end
+  sort(snames)
+  for _, sname in ipairs(snames) do
+    local s = st.switches[sname]
+    local sl = { switch = sname }
+    each(SWITCH_COUNTERS, s.stats, "switch_", "counter", sl)
+    add("switch_ports", "gauge", "ports of the switch", sl, s.stats.ports)
+    each(FDB_GAUGES, s.stats.fdb or {}, "fdb_", "gauge", sl)
+    each(FDB_COUNTERS, s.stats.fdb or {}, "fdb_", "counter", sl)
+    local pnames = {}
+    for k in pairs(s.ports) do pnames[#pnames + 1] = k end
+    sort(pnames)
+    for _, pname in ipairs(pnames) do
+      local p = s.ports[pname]
+      local pl = { switch = sname, port = pname }
+      each(PORT_COUNTERS, p, "port_", "counter", pl)
+      add("port_up", "gauge", "1 when the port forwards (admin and link up)", pl, p.state == "up")
+      local reasons = {}
+      for k in pairs(p.drops or {}) do reasons[#reasons + 1] = k end
+      sort(reasons)
+      for _, r in ipairs(reasons) do
+        add("port_drops_total", "counter", "frames dropped, by reason",
+          { switch = sname, port = pname, reason = r }, p.drops[r])
+      end
+    end
+  end
+  each(RUNTIME_COUNTERS, st.runtime, "runtime_", "counter", {})
+  each(RUNTIME_GAUGES, st.runtime, "runtime_", "gauge", {})
+  each(LUA_COUNTERS, st.lua, "lua_", "counter", {})
+  local out = {}
+  for _, name in ipairs(order) do
+    local f = families[name]
+    out[#out + 1] = ("# HELP luaswitch_%s %s\n# TYPE luaswitch_%s %s\n"):format(name, f.help, name, f.kind)
+    out[#out + 1] = concat(f.samples, "\n") .. "\n"
+  end
+  return concat(out)
+end
+
 -- ---- the environment chunks run in --------------------------------------------------------
 
 --- Names that chunks see when no global has them.

@@ -8,6 +8,7 @@
  *   lineedit.c  libedit in callback mode (or plain lines when stdin is not a terminal),
  *               history, completion plumbing; used by the REPL and by attach
  *   control.c   the control socket server (--control): clients, framing, SO_PEERCRED
+ *   metrics.c   Prometheus text over HTTP (--metrics): luaswitch.console.metrics()
  *   client.c    `luaswitch attach` and `luaswitch ctl`
  *   json.c      the little JSON the clients need: scanning a reply, strings, re-indenting
  *
@@ -41,6 +42,7 @@ int cli_console(lua_State *L, const char *name);
 typedef struct cli_serve_opts {
   bool interactive;         /* -i: the REPL on stdin */
   const char *control_path; /* --control PATH, or NULL */
+  const char *metrics_addr; /* --metrics HOST:PORT or PATH, or NULL */
 } cli_serve_opts;
 
 /* Serve until a signal, Ctrl-D at the REPL, or (without -i and --control) no switch left.
@@ -88,6 +90,18 @@ void ctl_handle(ctl_server *s, lua_State *L, const struct pollfd *pfd, int n);
 bool ctl_pending(const ctl_server *s);
 /* Close every client and the listener, remove the socket file. */
 void ctl_close(ctl_server *s);
+
+/* ---- metrics.c ---- */
+
+typedef struct metrics_server metrics_server;
+
+/* Listen at addr: HOST:PORT (TCP; port 0 picks one) or a path (unix socket, 0600). The
+ * address is printed on stderr. NULL with a message in err on failure. */
+metrics_server *metrics_open(const char *addr, char *err, size_t errlen);
+int metrics_max_fds(void);
+int metrics_pollfds(metrics_server *s, struct pollfd *pfd, int n);
+void metrics_handle(metrics_server *s, lua_State *L, const struct pollfd *pfd, int n);
+void metrics_close(metrics_server *s);
 
 /* ---- lineedit.c ---- */
 

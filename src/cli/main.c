@@ -33,13 +33,15 @@ static void usage(FILE *f) {
           "\n"
           "Runs script.lua (with require \"luaswitch\" available), then keeps the switches it\n"
           "created forwarding and dispatches their events until SIGINT or SIGTERM. Exits at\n"
-          "once if the script left no switch open (unless -i or --control).\n"
+          "once if the script left no switch open (unless -i, --control or --metrics).\n"
           "\n"
           "options:\n"
           "  -i              interactive: a Lua prompt after the script (line editing, history\n"
           "                  in ~/.luaswitch_history, Tab completion); Ctrl-D leaves\n"
           "  --control PATH  serve the control socket PATH (unix stream, mode 0600, same uid\n"
           "                  or root): one Lua chunk per line, one JSON reply per line\n"
+          "  --metrics ADDR  serve Prometheus metrics (GET /metrics) at HOST:PORT (port 0:\n"
+          "                  any free one) or at a unix socket path\n"
           "  -e CODE         run the Lua chunk CODE (may be given several times, runs first)\n"
           "  -v, --version   print the version and exit\n"
           "  -h, --help      print this help and exit\n"
@@ -167,7 +169,7 @@ int main(int argc, char **argv) {
     return cli_ctl(argv[2], argv[3]);
   }
 
-  cli_serve_opts so = {false, NULL};
+  cli_serve_opts so = {false, NULL, NULL};
   int script = 0;
   int i = 1;
   for (; i < argc; i++) {
@@ -188,6 +190,15 @@ int main(int argc, char **argv) {
         return 2;
       }
       so.control_path = v;
+    } else if (is_opt(a, "--metrics", &v)) {
+      if (!v && ++i < argc) v = argv[i];
+      if (!v || !*v) {
+        fprintf(stderr, "%s: '--metrics' needs an address (HOST:PORT or a socket path)\n",
+                cli_progname);
+        usage(stderr);
+        return 2;
+      }
+      so.metrics_addr = v;
     } else if (strcmp(a, "-e") == 0) {
       if (++i >= argc) {
         fprintf(stderr, "%s: '-e' needs an argument\n", cli_progname);
@@ -224,7 +235,7 @@ int main(int argc, char **argv) {
       status = luaL_loadbuffer(L, code, strlen(code), "=(command line)");
       if (status == LUA_OK) status = cli_docall(L, 0, 0);
       cli_report(L, status);
-    } else if (strcmp(argv[j], "--control") == 0) {
+    } else if (strcmp(argv[j], "--control") == 0 || strcmp(argv[j], "--metrics") == 0) {
       j++; /* skip its value */
     } else if (strcmp(argv[j], "--") == 0) {
       break;

@@ -2,7 +2,8 @@
  * serve.c — the executable's main loop once the script has run, and its signals.
  *
  * Owns: one poll() over the signal fd (SIGINT, SIGTERM), luaswitch.fileno() (events to
- * dispatch), stdin when the REPL runs, and the control socket's listener and clients. The
+ * dispatch), stdin when the REPL runs, the control socket's listener and clients, and the
+ * metrics listener and its connections. The
  * data plane forwards on its own thread meanwhile; this thread runs Lua only between
  * polls: event handlers (luaswitch.dispatch), one REPL line, one request per control
  * client. Events are dispatched while the prompt waits, with the prompt taken off the
@@ -132,18 +133,24 @@ int cli_serve(lua_State *L, const cli_serve_opts *o) {
       return 1;
     }
   }
-  if (o->interactive && repl_open(L) != 0) {
-    if (ctl) ctl_close(ctl);
-    close(sfd);
-    return 1;
+  metrics_server *met = NULL;
+  if (o->metrics_addr) {
+    char err[512];
+    met = metrics_open(o->metrics_addr, err, sizeof(err));
+    if (!met) {
+      fprintf(stderr, "%s: --metrics %s: %s\n", cli_progname, o->metrics_addr, err);
+      if (ctl) ctl_close(ctl);
+      close(sfd);
+      return 1;
+    }
   }
-
-  int maxfds = 3 + (ctl ? ctl_max_fds() : 0);
+  int maxfds = 3 + (ctl ? ctl_max_fds() : 0) + (met ? metrics_max_fds() : 0);
   struct pollfd *pfd = calloc((size_t)maxfds, sizeof(*pfd));
-  if (!pfd) {
-    fprintf(stderr, "%s: out of memory\n", cli_progname);
+  if (!pfd || (o->interactive && repl_open(L) != 0)) {
+    if (!pfd) fprintf(stderr, "%s: out of memory\n", cli_progname);
+    free(pfd);
     if (ctl) ctl_close(ctl);
-    if (o->interactive) repl_close();
+    if (met) metrics_close(met);
     close(sfd);
     return 1;
   }
@@ -151,7 +158,7 @@ int cli_serve(lua_State *L, const cli_serve_opts *o) {
   got_signal = 0;
   for (;;) {
     if (o->interactive && repl_done()) break;
-    if (!o->interactive && !ctl && !have_switches(L)) break;
+    if (!o->interactive && !ctl && !met && !have_switches(L)) break;
     if (got_signal == SIGTERM || (got_signal == SIGINT && !o->interactive)) break;
     got_signal = 0;
 
@@ -166,6 +173,8 @@ int cli_serve(lua_State *L, const cli_serve_opts *o) {
     }
     int ctl_at = n;
     if (ctl) n += ctl_pollfds(ctl, pfd + n, maxfds - n);
+    int met_at = n;
+    if (met) n += metrics_pollfds(met, pfd + n, maxfds - n);
     bool busy = (ctl && ctl_pending(ctl)) || (o->interactive && repl_buffered());
 
     int r = poll(pfd, (nfds_t)n, busy ? 0 : 1000);
@@ -190,7 +199,8 @@ int cli_serve(lua_State *L, const cli_serve_opts *o) {
       dispatch(L);
       if (o->interactive) repl_show();
     }
-    if (ctl) ctl_handle(ctl, L, pfd + ctl_at, n - ctl_at);
+    if (ctl) ctl_handle(ctl, L, pfd + ctl_at, met_at - ctl_at);
+    if (met) metrics_handle(met, L, pfd + met_at, n - met_at);
     if (stdin_at >= 0 &&
         ((pfd[stdin_at].revents & (POLLIN | POLLHUP | POLLERR)) || repl_buffered()))
       repl_input(L);
@@ -199,6 +209,7 @@ int cli_serve(lua_State *L, const cli_serve_opts *o) {
   free(pfd);
   if (o->interactive) repl_close();
   if (ctl) ctl_close(ctl);
+  if (met) metrics_close(met);
   close(sfd);
   return 0;
 }
