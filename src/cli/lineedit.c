@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -194,7 +195,7 @@ void le_show(void) {
 void le_add_history(const char *line) {
   if (!tty || !line[0]) return;
   add_history(line);
-  if (hist_path) write_history(hist_path);
+  if (hist_path && write_history(hist_path) == 0) chmod(hist_path, 0600); /* as readline */
 }
 
 void le_close(void) {
