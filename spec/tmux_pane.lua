@@ -1,5 +1,5 @@
 -- spec/tmux_pane.lua — a terminal for the specs to type into: a program run in a pane of a
--- private tmux server (one per terminal, its own socket), keys sent with send-keys, the
+-- private tmux server (one per terminal, its socket in the spec's directory), keys sent with send-keys, the
 -- screen read with capture-pane, waits with deadlines. close() kills the program (by its
 -- pid) and the server, whatever state the spec left them in.
 
@@ -25,15 +25,14 @@ local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 function T.start(cmd, dir)
   count = count + 1
   local self = setmetatable({}, T)
-  local pid = tonumber(io.open("/proc/self/stat"):read("l"):match("^(%d+)"))
-  self.name = ("lsspec%d-%d"):format(pid, count)
+  self.socket = dir .. "/tmux" .. count .. ".sock" -- in dir: removed with it
   self.conf = dir .. "/tmux" .. count .. ".conf"
   self.rc = dir .. "/tmux" .. count .. ".rc"
   os.remove(self.rc)
   local f = assert(io.open(self.conf, "w"))
   f:write("set -g remain-on-exit on\nset -g history-limit 5000\nset -g status off\n")
   f:close()
-  self.tmux = ("tmux -L %s -f %s"):format(self.name, q(self.conf))
+  self.tmux = ("tmux -S %s -f %s"):format(q(self.socket), q(self.conf))
   -- the shell shares the terminal's Ctrl-C: `trap :` keeps it alive to write the status
   local wrapped = ("exec sh -c %s"):format(q(("trap : INT; %s; echo $? > %s"):format(cmd, q(self.rc))))
   local ok = os.execute(("%s new-session -d -x 160 -y 50 %s"):format(self.tmux, q(wrapped)))
