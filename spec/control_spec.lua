@@ -139,7 +139,8 @@ print(sorted(s["ports"]), s["ports"]["a"]["rx_frames"] > 0, s["stats"]["fdb"]["e
     out, rc = run(ctl .. [['sw:config(), nil, "two\nlines"']], dir)
     assert.equal(0, rc)
     assert.equal('[\n  {\n    "aging": 300.0,\n    "evict": "oldest",\n    "max_macs": 8192,\n' ..
-      '    "name": "lab"\n  },\n  null,\n  "two\\nlines"\n]\n', out)
+      '    "name": "lab",\n    "vlan_aware": false,\n    "vlan_protocol": "802.1q",\n    "wire": false\n  },\n' ..
+      '  null,\n  "two\\nlines"\n]\n', out)
 
     local err
     out, rc, err = run(ctl .. [['print("to stderr", 1); return {}']], dir)

@@ -119,7 +119,8 @@ describe("bad input", function()
     sw:set { aging = 60 }
     raises("set: unknown option 'max_mac'", function() return sw:set({ aging = 10, max_mac = 5 }) end)
     raises("set: bad option 'max_macs'", function() return sw:set({ aging = 10, max_macs = -5 }) end)
-    assert.same({ name = "bad", aging = 60, max_macs = 8192, evict = "oldest" }, sw:config())
+    assert.same({ name = "bad", aging = 60, max_macs = 8192, evict = "oldest", vlan_aware = false,
+      vlan_protocol = "802.1q", wire = false }, sw:config())
   end)
 
   it("rejects calls on a closed switch", function()

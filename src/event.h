@@ -21,7 +21,22 @@ enum ls_event_type {
   LS_EV_EVICT,     /* mac, vlan, port */
   LS_EV_PORT,      /* port, state (1 up / 0 down), reason */
   LS_EV_ERROR,     /* port (or 0), value = negative errno, reason = where */
+  LS_EV_PUNT,      /* port, state = direction (0 in, 1 out), port2 = rule (1-based),
+                      value = (ls_frame_blob *) the frame, owned by the event */
+  LS_EV_SAMPLE,    /* as LS_EV_PUNT: a copy of a frame that was also forwarded */
 };
+
+/* The bytes of a punted or sampled frame. Allocated by the data plane, freed by whoever
+ * takes the event off the ring (ls_runtime_events' caller, or the runtime when it stops
+ * with events still queued). */
+typedef struct ls_frame_blob {
+  uint32_t len;
+  uint8_t data[];
+} ls_frame_blob;
+
+static inline bool ls_event_has_blob(uint16_t type) {
+  return type == LS_EV_PUNT || type == LS_EV_SAMPLE;
+}
 
 enum ls_port_reason {
   LS_REASON_NONE = 0,
@@ -31,6 +46,7 @@ enum ls_port_reason {
   LS_REASON_ERROR,  /* an I/O error we could not recover from */
   LS_REASON_TX,     /* error while sending */
   LS_REASON_RX,     /* error while receiving */
+  LS_REASON_IMPAIR, /* an impairment cut or restored the link */
 };
 
 typedef struct ls_event {

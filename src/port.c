@@ -33,6 +33,8 @@ int ls_port_init(ls_port *p, const ls_port_ops *ops, ls_runtime *rt, const ls_po
   p->rx_cls = class_for_mtu(cfg->mtu);
   p->admin_up = cfg->up;
   p->link_up = false;
+  p->vlan.mode = LS_VLAN_ACCESS;
+  p->vlan.pvid = 1;
   uint32_t cap = pow2_at_least(cfg->txqlen);
   p->txq = calloc(cap, sizeof(*p->txq));
   if (!p->txq) return -ENOMEM;
@@ -43,6 +45,12 @@ int ls_port_init(ls_port *p, const ls_port_ops *ops, ls_runtime *rt, const ls_po
 }
 
 void ls_port_fini(ls_port *p) {
+  for (int d = 0; d < 2; d++) {
+    ls_ruleset_free(p->rules[d]);
+    p->rules[d] = NULL;
+    ls_impair_free(p->imp[d], &p->rt->pool, NULL, NULL);
+    p->imp[d] = NULL;
+  }
   free(p->txq);
   p->txq = NULL;
   free(p->waiters);
@@ -154,12 +162,8 @@ static void forget_waiter(ls_port *p) {
 
 /* ---- data plane --------------------------------------------------------------------------- */
 
-bool ls_port_enqueue(ls_port *p, ls_buf *b, uint32_t payload) {
-  p->st.tx_queued++;
-  if (LS_UNLIKELY(payload > p->cfg.mtu)) {
-    p->st.drops.tx_mtu++;
-    return false;
-  }
+/* Onto the transmit queue (after any egress impairment). */
+static bool txq_push(ls_port *p, ls_buf *b) {
   if (LS_UNLIKELY(p->txq_len >= p->cfg.txqlen)) {
     p->st.drops.tx_full++;
     return false;
@@ -170,6 +174,95 @@ bool ls_port_enqueue(ls_port *p, ls_buf *b, uint32_t payload) {
   if (LS_UNLIKELY(p->txq_len >= p->hiwat) && !p->congested) congest(p);
   ls_rt_mark_dirty(p->rt, p);
   return true;
+}
+
+static void impaired_out(void *ctx, ls_buf *b, uint32_t payload) {
+  (void)payload;
+  txq_push(ctx, b);
+}
+
+static uint64_t impair_drops(const ls_impair *im) {
+  return im->st.lost + im->st.queue_full + im->st.mtu;
+}
+
+/* p now has frames waiting on a delay line: list it for the release timer. */
+static void impair_waiting(ls_port *p, ls_impair *im) {
+  if (!p->imp_listed) {
+    p->imp_listed = true;
+    p->imp_next = p->rt->impaired;
+    p->rt->impaired = p;
+  }
+  ls_rt_impair_due(p->rt, ls_impair_next_due(im));
+}
+
+static void impair_one(ls_port *p, ls_impair *im, ls_buf *b, uint32_t payload,
+                       ls_impair_emit_fn emit) {
+  uint64_t before = impair_drops(im);
+  ls_impair_frame(im, &p->rt->pool, b, payload, p->rt->now, emit, p);
+  p->st.drops.impair += impair_drops(im) - before;
+  if (ls_impair_waiting(im)) impair_waiting(p, im);
+}
+
+static void impaired_in(void *ctx, ls_buf *b, uint32_t payload) {
+  (void)payload;
+  ls_port *in = ctx;
+  ls_buf_ref(b);
+  ls_switch_input_from(in->sw, in, b, LS_IN_IMPAIRED);
+}
+
+void ls_port_impair_in(ls_port *in, ls_buf *b, uint32_t payload) {
+  impair_one(in, in->imp[LS_DIR_IN], b, payload, impaired_in);
+}
+
+static void unlist_impaired(ls_port *p) {
+  if (!p->imp_listed) return;
+  for (ls_port **pp = &p->rt->impaired; *pp; pp = &(*pp)->imp_next) {
+    if (*pp == p) {
+      *pp = p->imp_next;
+      break;
+    }
+  }
+  p->imp_listed = false;
+  p->imp_next = NULL;
+}
+
+uint64_t ls_port_impair_tick(ls_runtime *rt) {
+  uint64_t next = UINT64_MAX;
+  ls_port **pp = &rt->impaired;
+  while (*pp) {
+    ls_port *p = *pp;
+    uint32_t waiting = 0;
+    for (int d = 0; d < 2; d++) {
+      ls_impair *im = p->imp[d];
+      if (!im) continue;
+      uint64_t due =
+          ls_impair_release(im, &rt->pool, rt->now, d == LS_DIR_IN ? impaired_in : impaired_out, p);
+      if (due < next) next = due;
+      waiting += ls_impair_waiting(im);
+    }
+    p->nfed = 0; /* frames released late exert no backpressure */
+    if (waiting) {
+      pp = &p->imp_next;
+    } else {
+      *pp = p->imp_next;
+      p->imp_listed = false;
+      p->imp_next = NULL;
+    }
+  }
+  return next;
+}
+
+bool ls_port_enqueue(ls_port *p, ls_buf *b, uint32_t payload) {
+  p->st.tx_queued++;
+  if (LS_UNLIKELY(payload > p->cfg.mtu)) {
+    p->st.drops.tx_mtu++;
+    return false;
+  }
+  if (LS_UNLIKELY(p->imp[LS_DIR_OUT] != NULL)) {
+    impair_one(p, p->imp[LS_DIR_OUT], b, payload, impaired_out);
+    return true;
+  }
+  return txq_push(p, b);
 }
 
 void ls_port_drain_queue(ls_port *p) {
@@ -189,7 +282,7 @@ static void emit_port_event(ls_port *p, int reason) {
   ev.type = LS_EV_PORT;
   ev.switch_id = p->sw ? p->sw->id : 0;
   ev.port_id = p->id;
-  ev.state = (uint8_t)((p->admin_up ? 1 : 0) | (p->link_up ? 2 : 0));
+  ev.state = (uint8_t)((p->admin_up ? 1 : 0) | (p->link_up && !p->imp_down ? 2 : 0));
   ev.reason = (uint8_t)reason;
   ls_rt_emit(p->rt, &ev);
 }
@@ -249,8 +342,16 @@ void ls_port_close_dp(ls_port *p) {
   ls_port_drain_queue(p); /* also releases inputs waiting on it */
   forget_waiter(p);
   set_mirror(p, NULL, NULL);
+  unlist_impaired(p);
+  for (int d = 0; d < 2; d++) { /* what waits on its delay lines is lost with the port */
+    ls_impair_free(p->imp[d], &p->rt->pool, NULL, NULL);
+    p->imp[d] = NULL;
+  }
   for (uint32_t j = 0; j < sw->nports; j++) {
     ls_port *o = sw->ports[j];
+    for (int d = 0; d < 2; d++) /* rules mirroring to it now mirror nowhere */
+      for (uint32_t k = 0; o->rules[d] && k < o->rules[d]->n; k++)
+        if (o->rules[d]->rules[k].port == p) o->rules[d]->rules[k].port = NULL;
     if (o->mirror_in == p || o->mirror_out == p)
       set_mirror(o, o->mirror_in == p ? NULL : o->mirror_in,
                  o->mirror_out == p ? NULL : o->mirror_out);
@@ -443,4 +544,217 @@ int ls_port_set_mirror(ls_port *p, ls_port *in_to, ls_port *out_to) {
 int ls_port_info_get(ls_port *p, ls_port_info *out) {
   port_arg a = {.p = p, .out = out};
   return ls_runtime_call(p->rt, cmd_info, &a);
+}
+
+/* ---- rules, VLANs, impairments, frames from Lua --------------------------------------------- */
+
+typedef struct {
+  ls_port *p;
+  int dir;
+  ls_ruleset *rs;
+  ls_rule *rules;
+  uint32_t *ids;
+  uint32_t n;
+} rules_arg;
+
+static int cmd_set_rules(ls_runtime *rt, ls_cmd *cmd) {
+  (void)rt;
+  rules_arg *a = cmd->arg;
+  ls_port *p = a->p;
+  if (!p->attached) return -EINVAL;
+  for (uint32_t i = 0; a->rs && i < a->rs->n; i++) {
+    ls_port *to = a->rs->rules[i].port;
+    if (to && (to == p || to->sw != p->sw || !to->attached)) return -EINVAL;
+  }
+  ls_ruleset *old = p->rules[a->dir];
+  p->rules[a->dir] = a->rs && a->rs->n ? a->rs : NULL;
+  if (a->rs && !a->rs->n) ls_ruleset_free(a->rs);
+  ls_ruleset_free(old);
+  return 0;
+}
+
+int ls_port_set_rules(ls_port *p, int dir, ls_ruleset *rs) {
+  rules_arg a = {.p = p, .dir = dir, .rs = rs};
+  return ls_runtime_call(p->rt, cmd_set_rules, &a);
+}
+
+static int cmd_rules_get(ls_runtime *rt, ls_cmd *cmd) {
+  (void)rt;
+  rules_arg *a = cmd->arg;
+  ls_ruleset *rs = a->p->rules[a->dir];
+  a->n = 0;
+  if (!rs) return 0;
+  a->rules = calloc(rs->n, sizeof(ls_rule));
+  a->ids = calloc(rs->n, sizeof(uint32_t));
+  if (!a->rules || !a->ids) return -ENOMEM;
+  for (uint32_t i = 0; i < rs->n; i++) {
+    a->rules[i] = rs->rules[i];
+    a->rules[i].prog = NULL;
+    a->rules[i].match = strdup(rs->rules[i].match);
+    a->ids[i] = rs->rules[i].port ? rs->rules[i].port->id : 0;
+    a->n = i + 1;
+    if (!a->rules[i].match) return -ENOMEM;
+  }
+  return 0;
+}
+
+void ls_port_rules_free(ls_rule *rules, uint32_t *ids, uint32_t n) {
+  for (uint32_t i = 0; rules && i < n; i++) free(rules[i].match);
+  free(rules);
+  free(ids);
+}
+
+int ls_port_rules_get(ls_port *p, int dir, ls_rule **out, uint32_t **ids, uint32_t *n) {
+  rules_arg a = {.p = p, .dir = dir};
+  int r = ls_runtime_call(p->rt, cmd_rules_get, &a);
+  if (r) {
+    ls_port_rules_free(a.rules, a.ids, a.n);
+    a.rules = NULL;
+    a.ids = NULL;
+    a.n = 0;
+  }
+  *out = a.rules;
+  *ids = a.ids;
+  *n = a.n;
+  return r;
+}
+
+typedef struct {
+  ls_port *p;
+  int dir;
+  ls_impair *im;
+  bool set_down, down;
+  ls_port_impair_info *info;
+} impair_arg;
+
+static int cmd_set_impair(ls_runtime *rt, ls_cmd *cmd) {
+  impair_arg *a = cmd->arg;
+  ls_port *p = a->p;
+  if (!p->attached) return -EINVAL;
+  if (a->dir >= 0) {
+    ls_impair *old = p->imp[a->dir];
+    p->imp[a->dir] = a->im;
+    a->im = NULL;
+    /* Back to the new settings at once: what waited on the old line goes now. */
+    ls_impair_free(old, &rt->pool, a->dir == LS_DIR_IN ? impaired_in : impaired_out, p);
+    p->nfed = 0;
+  }
+  if (a->set_down && a->down != p->imp_down) {
+    bool was = ls_port_forwarding(p);
+    p->imp_down = a->down;
+    if (was && !ls_port_forwarding(p)) went_down(p);
+    emit_port_event(p, LS_REASON_IMPAIR);
+  }
+  return 0;
+}
+
+int ls_port_set_impair(ls_port *p, int dir, const ls_impair_cfg *c, bool down) {
+  return ls_port_impair_set(p, dir, c, true, down);
+}
+
+int ls_port_impair_set(ls_port *p, int dir, const ls_impair_cfg *c, bool set_down, bool down) {
+  impair_arg a = {.p = p, .dir = dir, .set_down = set_down, .down = down};
+  if (dir >= 0 && c && ls_impair_active(c)) {
+    a.im = ls_impair_new(c);
+    if (!a.im) return -ENOMEM;
+  }
+  int r = ls_runtime_call(p->rt, cmd_set_impair, &a);
+  if (a.im) ls_impair_free(a.im, NULL, NULL, NULL); /* not installed: nothing waits on it */
+  return r;
+}
+
+static int cmd_impair_get(ls_runtime *rt, ls_cmd *cmd) {
+  (void)rt;
+  impair_arg *a = cmd->arg;
+  ls_port *p = a->p;
+  ls_port_impair_info *o = a->info;
+  memset(o, 0, sizeof(*o));
+  for (int d = 0; d < 2; d++) {
+    if (!p->imp[d]) continue;
+    o->on[d] = true;
+    o->cfg[d] = p->imp[d]->c;
+    o->st[d] = p->imp[d]->st;
+    o->waiting[d] = ls_impair_waiting(p->imp[d]);
+  }
+  o->down = p->imp_down;
+  return 0;
+}
+
+int ls_port_impair_get(ls_port *p, ls_port_impair_info *out) {
+  impair_arg a = {.p = p, .info = out};
+  return ls_runtime_call(p->rt, cmd_impair_get, &a);
+}
+
+typedef struct {
+  ls_port *p;
+  ls_port_vlan *v;
+} vlan_arg;
+
+static int cmd_set_vlan(ls_runtime *rt, ls_cmd *cmd) {
+  (void)rt;
+  vlan_arg *a = cmd->arg;
+  ls_port *p = a->p;
+  if (!p->attached) return -EINVAL;
+  p->vlan = *a->v;
+  /* Addresses learned in VLANs it may no longer carry: forget them. */
+  ls_fdb_filter flt = {.owner = &p->owner, .vlan = -1, .dynamic = true, .statics = false};
+  ls_fdb_flush(&p->sw->fdb, &flt);
+  return 0;
+}
+
+int ls_port_set_vlan(ls_port *p, const ls_port_vlan *v) {
+  vlan_arg a = {p, (ls_port_vlan *)v};
+  return ls_runtime_call(p->rt, cmd_set_vlan, &a);
+}
+
+static int cmd_vlan_get(ls_runtime *rt, ls_cmd *cmd) {
+  (void)rt;
+  vlan_arg *a = cmd->arg;
+  *a->v = a->p->vlan;
+  return 0;
+}
+
+int ls_port_vlan_get(ls_port *p, ls_port_vlan *out) {
+  vlan_arg a = {p, out};
+  return ls_runtime_call(p->rt, cmd_vlan_get, &a);
+}
+
+typedef struct {
+  ls_port *p;
+  const uint8_t *frame;
+  uint32_t len;
+  bool send;
+} frame_arg;
+
+static int cmd_frame(ls_runtime *rt, ls_cmd *cmd) {
+  frame_arg *a = cmd->arg;
+  ls_port *p = a->p;
+  if (!p->attached) return -EINVAL;
+  if (a->send && !ls_port_forwarding(p)) return -ENETDOWN;
+  ls_buf *b = ls_pool_get(&rt->pool, ls_pool_class_for(a->len));
+  if (!b) return -ENOMEM;
+  memcpy(b->data, a->frame, a->len);
+  b->len = a->len;
+  if (a->send) {
+    ls_eth_info eth;
+    uint32_t payload = ls_eth_parse(b->data, b->len, &eth) == 0 ? b->len - eth.l2_len : 0;
+    p->st.sent++;
+    ls_port_enqueue(p, b, payload);
+    ls_buf_unref(&rt->pool, b);
+  } else {
+    p->st.injected++;
+    ls_switch_input_from(p->sw, p, b, LS_IN_INJECTED);
+    p->nfed = 0;
+  }
+  return 0;
+}
+
+int ls_port_inject(ls_port *p, const uint8_t *frame, uint32_t len) {
+  frame_arg a = {p, frame, len, false};
+  return ls_runtime_call(p->rt, cmd_frame, &a);
+}
+
+int ls_port_send(ls_port *p, const uint8_t *frame, uint32_t len) {
+  frame_arg a = {p, frame, len, true};
+  return ls_runtime_call(p->rt, cmd_frame, &a);
 }

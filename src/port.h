@@ -30,10 +30,13 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "buf.h"
 #include "common.h"
 #include "fdb.h"
+#include "filter.h"
+#include "impair.h"
 #include "runtime.h"
 
 #define LS_TXQLEN_DEFAULT 1024
@@ -41,20 +44,31 @@
 #define LS_STALL_NS (40ULL * 1000 * 1000) /* no progress for this long: stop holding inputs */
 #define LS_FED_MAX 8                      /* congested outputs one input batch can wait on */
 
+enum { LS_DIR_IN = 0, LS_DIR_OUT = 1 };
+
 typedef struct ls_port_drops {
   /* receive side: a frame from the peer that went nowhere */
-  uint64_t runt;     /* shorter than an Ethernet header */
-  uint64_t oversize; /* payload above the port's MTU, or larger than any buffer */
-  uint64_t down;     /* arrived while the port was admin down */
-  uint64_t no_dest;  /* nowhere to send it (destination on the same port, or no other port) */
-  uint64_t bad_peer; /* datagram from an address that is not this port's peer (not a frame) */
-  uint64_t rx_error; /* receive errors */
-  uint64_t framing;  /* stream: a length out of range (the connection was closed) */
-  uint64_t encap;    /* vxlan: short datagram, bad flags or reserved bits, other VNI */
+  uint64_t runt;       /* shorter than an Ethernet header */
+  uint64_t oversize;   /* payload above the port's MTU, or larger than any buffer */
+  uint64_t down;       /* arrived while the port was admin down */
+  uint64_t no_dest;    /* nowhere to send it (destination on the same port, or no other port) */
+  uint64_t link_local; /* 01:80:C2:00:00:0X (STP, LACP, LLDP, 802.1X) without wire mode */
+  uint64_t vlan;       /* VLAN-aware: not allowed on this port (tag, VLAN, no native VLAN) */
+  uint64_t locked;     /* locked port: source MAC not in the table on this port */
+  uint64_t filter;     /* an ingress rule dropped it */
+  uint64_t police;     /* an ingress policer dropped it */
+  uint64_t punted;     /* handed to Lua by a punt rule (not forwarded) */
+  uint64_t punt_limit; /* a punt rule over its rate */
+  uint64_t bad_peer;   /* datagram from an address that is not this port's peer (not a frame) */
+  uint64_t rx_error;   /* receive errors */
+  uint64_t framing;    /* stream: a length out of range (the connection was closed) */
+  uint64_t encap;      /* vxlan: short datagram, bad flags or reserved bits, other VNI */
   /* connections to a listening port (vde) that were closed without becoming its peer */
   uint64_t bad_request; /* did not speak the protocol (bad magic/version, short, late) */
   uint64_t busy;        /* arrived while the port already had its one client */
   /* transmit side: a frame queued to this port that did not reach the peer */
+  uint64_t tx_filter;    /* an egress rule dropped it (drop, police, punt) */
+  uint64_t impair;       /* an impairment dropped it (loss, queue bound, MTU clamp, link down) */
   uint64_t tx_full;      /* queue at its bound */
   uint64_t tx_mtu;       /* payload above this port's MTU */
   uint64_t tx_error;     /* the peer refused it (e.g. too big for its buffer) */
@@ -69,6 +83,8 @@ typedef struct ls_port_stats {
   uint64_t tx_queued;           /* frames forwarding gave this port */
   uint64_t tx_frames, tx_bytes; /* frames sent to the peer */
   uint64_t rx_control;          /* non-frame datagrams consumed (vfkit "VFKT") */
+  uint64_t injected;            /* frames Lua injected as if received (port:inject) */
+  uint64_t sent;                /* frames Lua queued for the peer (port:send) */
   uint64_t hangups;             /* times the peer went away */
   ls_port_drops drops;
 } ls_port_stats;
@@ -92,11 +108,33 @@ typedef struct ls_port_ops {
   void (*describe)(ls_port *p, struct ls_port_info *out);
 } ls_port_ops;
 
+enum ls_vlan_mode { LS_VLAN_ACCESS = 0, LS_VLAN_TRUNK = 1 };
+
+/* VLAN membership, used when the switch is VLAN-aware. */
+typedef struct ls_port_vlan {
+  uint8_t mode;         /* access or trunk */
+  uint16_t pvid;        /* access: the port's VLAN; trunk: the native VLAN (0: none) */
+  bool native_tagged;   /* trunk: send the native VLAN tagged too */
+  uint64_t allowed[64]; /* trunk: VLANs carried (bit per VLAN id) */
+} ls_port_vlan;
+
+static inline bool ls_vlan_bit(const uint64_t *set, uint16_t vid) {
+  return (set[vid >> 6] >> (vid & 63)) & 1;
+}
+
 typedef struct ls_port_config {
   char name[LS_NAME_MAX];
   uint32_t mtu;
   uint32_t txqlen;
   bool up; /* admin state at creation */
+  /* flags, as the Linux bridge names them */
+  bool learning;    /* learn source MACs (default on) */
+  bool flood;       /* receive unknown unicast (default on) */
+  bool mcast_flood; /* receive flooded multicast (default on) */
+  bool bcast_flood; /* receive broadcast (default on) */
+  bool isolated;    /* reach only non-isolated ports */
+  bool hairpin;     /* may send a frame back out the port it came in on */
+  bool locked;      /* pass only frames from MACs already in the table on this port */
 } ls_port_config;
 
 struct ls_port {
@@ -126,6 +164,12 @@ struct ls_port {
   ls_port **waiters; /* inputs paused on this port */
   uint32_t nwaiters, waiters_cap;
   ls_port *cong_next; /* runtime's list of congested ports */
+  ls_port_vlan vlan;
+  ls_ruleset *rules[2]; /* LS_DIR_IN, LS_DIR_OUT */
+  ls_impair *imp[2];    /* LS_DIR_IN, LS_DIR_OUT; NULL when off */
+  bool imp_down;        /* impairment: the link is cut */
+  ls_port *imp_next;    /* runtime's list of ports with frames on a delay line */
+  bool imp_listed;
   /* mirroring: copies of what this port receives / sends go to these ports */
   ls_port *mirror_in, *mirror_out;
   uint32_t mirror_refs; /* ports mirrored into this one: it then carries nothing else */
@@ -155,6 +199,15 @@ typedef struct ls_port_info {
   int fd;
 } ls_port_info;
 
+/* The defaults: every flag as the Linux bridge sets it (learning and flooding on). */
+static inline void ls_port_config_defaults(ls_port_config *c) {
+  memset(c, 0, sizeof(*c));
+  c->mtu = 1500;
+  c->txqlen = LS_TXQLEN_DEFAULT;
+  c->up = true;
+  c->learning = c->flood = c->mcast_flood = c->bcast_flood = true;
+}
+
 /* Control plane: initialise the common part (validated cfg). 0 or -ENOMEM. */
 int ls_port_init(ls_port *p, const ls_port_ops *ops, ls_runtime *rt, const ls_port_config *cfg);
 /* Free the common part (queue). */
@@ -175,7 +228,7 @@ int ls_port_set_mirror(ls_port *p, ls_port *in_to, ls_port *out_to);
 /* ---- data plane ---------------------------------------------------------------------------- */
 
 static inline bool ls_port_forwarding(const ls_port *p) {
-  return p->admin_up && p->link_up;
+  return p->admin_up && p->link_up && !p->imp_down;
 }
 /* Does normal forwarding (unicast, flooding) use this port? Not a mirror destination. */
 static inline bool ls_port_in_service(const ls_port *p) {
@@ -183,8 +236,41 @@ static inline bool ls_port_in_service(const ls_port *p) {
 }
 
 /* Queue a frame for transmission (takes a new reference). payload = bytes after the
- * Ethernet header and tags, for the egress MTU check. Returns false if dropped. */
+ * Ethernet header and tags, for the egress MTU check. Goes through the port's egress
+ * impairment, if any. Returns false if dropped. */
 bool ls_port_enqueue(ls_port *p, ls_buf *b, uint32_t payload);
+/* Control plane: replace the rule set of a direction (NULL: none); the old one is freed. */
+int ls_port_set_rules(ls_port *p, int dir, ls_ruleset *rs);
+/* Control plane: a copy of a direction's rules with their counters (*out malloc'd, each
+ * match string strdup'd: free with ls_port_rules_free). *mirror_ids: the mirror port of
+ * each rule (0: none or closed). */
+int ls_port_rules_get(ls_port *p, int dir, ls_rule **out, uint32_t **mirror_ids, uint32_t *n);
+void ls_port_rules_free(ls_rule *rules, uint32_t *mirror_ids, uint32_t n);
+/* Control plane: set (or, with an inactive config, clear) a direction's impairment;
+ * frames waiting on the old one are released at once. down: cut the link. */
+int ls_port_set_impair(ls_port *p, int dir, const ls_impair_cfg *c, bool down);
+/* The same, one part at a time: dir -1 leaves both directions alone; set_down false leaves
+ * the link state alone. */
+int ls_port_impair_set(ls_port *p, int dir, const ls_impair_cfg *c, bool set_down, bool down);
+typedef struct ls_port_impair_info {
+  bool on[2]; /* LS_DIR_IN, LS_DIR_OUT */
+  ls_impair_cfg cfg[2];
+  ls_impair_stats st[2];
+  uint32_t waiting[2];
+  bool down;
+} ls_port_impair_info;
+int ls_port_impair_get(ls_port *p, ls_port_impair_info *out);
+/* Control plane: VLAN membership (validated by the caller). */
+int ls_port_set_vlan(ls_port *p, const ls_port_vlan *v);
+int ls_port_vlan_get(ls_port *p, ls_port_vlan *out);
+/* Control plane: a frame as if received from the peer (inject) or to send to it (send). */
+int ls_port_inject(ls_port *p, const uint8_t *frame, uint32_t len);
+int ls_port_send(ls_port *p, const uint8_t *frame, uint32_t len);
+/* Data plane: release due frames of every impaired port; returns the next due time. */
+uint64_t ls_port_impair_tick(ls_runtime *rt);
+/* Data plane: a received frame (caller keeps its reference) through in's ingress
+ * impairment; emit forwards what comes out. */
+void ls_port_impair_in(ls_port *in, ls_buf *b, uint32_t payload);
 /* Forwarding from `in` queued a frame on `out`: remember it if out is congested. */
 static inline void ls_port_fed(ls_port *in, ls_port *out) {
   if (LS_LIKELY(!out->congested) || out->stalled) return;

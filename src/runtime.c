@@ -31,10 +31,51 @@ void ls_rt_tick(ls_runtime *rt) {
 
 /* ---- events -------------------------------------------------------------------------------- */
 
-void ls_rt_emit(ls_runtime *rt, ls_event *ev) {
+bool ls_rt_emit(ls_runtime *rt, ls_event *ev) {
   ev->time = rt->now;
-  ls_ring_push(&rt->events, ev);
   rt->ev_pending = true;
+  return ls_ring_push(&rt->events, ev);
+}
+
+bool ls_rt_emit_frame(ls_runtime *rt, ls_event *ev, const uint8_t *frame, uint32_t len) {
+  uint64_t held = atomic_load_explicit(&rt->blob_bytes, memory_order_relaxed);
+  if (held + len > LS_BLOB_BYTES_MAX) {
+    atomic_fetch_add_explicit(&rt->events.dropped, 1, memory_order_relaxed);
+    return false;
+  }
+  ls_frame_blob *blob = malloc(sizeof(*blob) + len);
+  if (!blob) return false;
+  blob->len = len;
+  memcpy(blob->data, frame, len);
+  atomic_fetch_add_explicit(&rt->blob_bytes, len, memory_order_relaxed);
+  ev->value = (int64_t)(uintptr_t)blob;
+  if (ls_rt_emit(rt, ev)) return true;
+  ls_runtime_blob_free(rt, blob);
+  return false;
+}
+
+void ls_runtime_blob_free(ls_runtime *rt, ls_frame_blob *blob) {
+  if (!blob) return;
+  atomic_fetch_sub_explicit(&rt->blob_bytes, blob->len, memory_order_relaxed);
+  free(blob);
+}
+
+/* ---- impairment timer ---------------------------------------------------------------------- */
+
+static void on_imp_timer(uv_timer_t *t) {
+  ls_runtime *rt = t->data;
+  ls_rt_tick(rt);
+  rt->imp_due = UINT64_MAX;
+  uint64_t next = ls_port_impair_tick(rt);
+  ls_rt_flush(rt);
+  if (next != UINT64_MAX) ls_rt_impair_due(rt, next);
+}
+
+void ls_rt_impair_due(ls_runtime *rt, uint64_t due) {
+  if (rt->manual || due >= rt->imp_due) return; /* a manual clock releases on advance */
+  rt->imp_due = due;
+  uint64_t ms = due > rt->now ? (due - rt->now + 999999) / 1000000 : 0;
+  uv_timer_start(&rt->imp_timer, on_imp_timer, ms, 0);
 }
 
 static void signal_events(ls_runtime *rt) {
@@ -227,6 +268,10 @@ int ls_runtime_start(ls_runtime *rt) {
   rt->cmd_async.data = rt;
   uv_timer_init(&rt->loop, &rt->cong_timer);
   rt->cong_timer.data = rt;
+  uv_timer_init(&rt->loop, &rt->imp_timer);
+  rt->imp_timer.data = rt;
+  rt->imp_due = UINT64_MAX;
+  rt->impaired = NULL;
   rt->cong_timer_on = false;
   rt->congested = NULL;
   ls_pool_init(&rt->pool);
@@ -252,6 +297,7 @@ int ls_runtime_start(ls_runtime *rt) {
     pthread_mutex_unlock(&rt->mu);
     uv_close((uv_handle_t *)&rt->cmd_async, NULL);
     uv_close((uv_handle_t *)&rt->cong_timer, NULL);
+    uv_close((uv_handle_t *)&rt->imp_timer, NULL);
     uv_run(&rt->loop, UV_RUN_NOWAIT);
     goto fail_loop;
   }
@@ -275,6 +321,7 @@ static int cmd_shutdown(ls_runtime *rt, ls_cmd *cmd) {
   pthread_mutex_unlock(&rt->mu);
   uv_close((uv_handle_t *)&rt->cmd_async, NULL);
   uv_close((uv_handle_t *)&rt->cong_timer, NULL);
+  uv_close((uv_handle_t *)&rt->imp_timer, NULL);
   return 0;
 }
 
@@ -294,6 +341,8 @@ void ls_runtime_stop(ls_runtime *rt) {
   (void)r;
   close(rt->event_fd);
   rt->event_fd = -1;
+  ls_event ev;
+  while (ls_ring_pop(&rt->events, &ev, 1) == 1) ls_runtime_blob_free(rt, ls_event_blob(&ev));
   ls_ring_fini(&rt->events);
   rt->running = false;
 }
@@ -314,12 +363,16 @@ static int cmd_set_manual(ls_runtime *rt, ls_cmd *cmd) {
   if (manual) {
     rt->manual_now = rt->now;
     rt->manual = true;
+    uv_timer_stop(&rt->imp_timer);
+    rt->imp_due = UINT64_MAX;
     for (ls_switch *sw = rt->switches; sw; sw = sw->next) ls_switch_arm_timer(sw);
   } else {
     rt->clock_offset = (int64_t)rt->manual_now - (int64_t)mono_ns();
     rt->manual = false;
     ls_rt_tick(rt);
     for (ls_switch *sw = rt->switches; sw; sw = sw->next) ls_switch_age(sw);
+    uint64_t next = ls_port_impair_tick(rt);
+    if (next != UINT64_MAX) ls_rt_impair_due(rt, next);
   }
   return 0;
 }
@@ -333,6 +386,7 @@ static int cmd_advance(ls_runtime *rt, ls_cmd *cmd) {
   rt->manual_now += *(uint64_t *)cmd->arg;
   rt->now = rt->manual_now;
   for (ls_switch *sw = rt->switches; sw; sw = sw->next) ls_switch_age(sw);
+  ls_port_impair_tick(rt);
   return 0;
 }
 

@@ -32,10 +32,11 @@
 #include "buf.h"
 #include "event.h"
 
-#define LS_BATCH 64              /* frames per recvmmsg / sendmmsg */
-#define LS_RX_BUDGET 1024        /* frames read from one port per wake-up before yielding */
-#define LS_EVENT_RING 65536      /* default event ring capacity */
-#define LS_CMD_PENDING (-100000) /* a command that completes later (ls_runtime_complete) */
+#define LS_BATCH 64                   /* frames per recvmmsg / sendmmsg */
+#define LS_RX_BUDGET 1024             /* frames read from one port per wake-up before yielding */
+#define LS_EVENT_RING 65536           /* default event ring capacity */
+#define LS_CMD_PENDING (-100000)      /* a command that completes later (ls_runtime_complete) */
+#define LS_BLOB_BYTES_MAX (64u << 20) /* punted/sampled frame bytes waiting for Lua, at most */
 
 typedef struct ls_runtime ls_runtime;
 typedef struct ls_switch ls_switch;
@@ -76,6 +77,7 @@ struct ls_runtime {
   ls_ring events;
   int event_fd;
   _Atomic int ev_signalled;
+  _Atomic uint64_t blob_bytes; /* bytes of frames carried by queued punt/sample events */
 
   /* ---- data-plane thread only ---- */
   uv_loop_t loop;
@@ -91,6 +93,9 @@ struct ls_runtime {
   ls_port *congested; /* ports above their high-water mark */
   uv_timer_t cong_timer;
   bool cong_timer_on;
+  ls_port *impaired;    /* ports with frames waiting on an impairment's delay line */
+  uv_timer_t imp_timer; /* releases them */
+  uint64_t imp_due;     /* when it fires (UINT64_MAX: idle) */
   ls_runtime_stats stats;
   /* scratch for batched I/O, shared by all ports (one runs at a time) */
   struct mmsghdr rx_msgs[LS_BATCH];
@@ -133,6 +138,12 @@ int ls_runtime_now(ls_runtime *rt, uint64_t *now, bool *manual);
  * for a full ring since the previous call. */
 int ls_runtime_event_fd(const ls_runtime *rt);
 uint32_t ls_runtime_events(ls_runtime *rt, ls_event *out, uint32_t max, uint64_t *lost);
+/* The frame of a punt or sample event taken with ls_runtime_events (NULL for others);
+ * free it with ls_runtime_blob_free once used. */
+static inline ls_frame_blob *ls_event_blob(const ls_event *ev) {
+  return ls_event_has_blob(ev->type) ? (ls_frame_blob *)(uintptr_t)ev->value : NULL;
+}
+void ls_runtime_blob_free(ls_runtime *rt, ls_frame_blob *blob);
 
 typedef struct ls_runtime_info {
   ls_runtime_stats stats;
@@ -148,8 +159,13 @@ int ls_runtime_info_get(ls_runtime *rt, ls_runtime_info *out);
 
 /* Sample the clock into rt->now; called at the top of every loop callback. */
 void ls_rt_tick(ls_runtime *rt);
-/* Queue an event (its time is rt->now). */
-void ls_rt_emit(ls_runtime *rt, ls_event *ev);
+/* Queue an event (its time is rt->now). False if the ring was full (counted). */
+bool ls_rt_emit(ls_runtime *rt, ls_event *ev);
+/* Queue an event carrying a copy of a frame (ev->value is set to the blob). False, with
+ * nothing queued, if the ring is full or LS_BLOB_BYTES_MAX bytes already wait. */
+bool ls_rt_emit_frame(ls_runtime *rt, ls_event *ev, const uint8_t *frame, uint32_t len);
+/* Some impairment holds a frame due at `due`: make sure the release timer fires by then. */
+void ls_rt_impair_due(ls_runtime *rt, uint64_t due);
 /* End of a callback: transmit every port with queued frames, signal pending events. */
 void ls_rt_flush(ls_runtime *rt);
 /* Mark a port as having frames to send at the next flush. */

@@ -5,6 +5,7 @@
 #include "frame.h"
 #include "offload.h"
 #include "port.h"
+#include "vlan.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -43,175 +44,622 @@ static void fdb_notify(void *ctx, enum ls_fdb_note what, const ls_fdb_entry *e, 
 
 /* ---- the frame path ------------------------------------------------------------------------- */
 
-/* One received frame on its way out. A frame that carries offload work (a partial
+/*
+ * One received frame on its way out. A frame that carries offload work (a partial
  * checksum, or a GSO super-frame from a TAP or AF_PACKET port) goes as it is to ports
- * that take offloads; the first port that does not triggers the work, once per frame. */
-typedef struct fwd {
-  ls_runtime *rt;
-  ls_port *in;
-  ls_buf *b;
+ * that take offloads; the first port that does not triggers the work, once per variant.
+ *
+ * A variant is one form of the frame: as received (after ingress rules), or, on a
+ * VLAN-aware switch, with the other tagging (tag pushed or popped), built the first time
+ * an output port needs it and shared by every port that does.
+ */
+typedef struct variant {
+  ls_pool *pool;
+  ls_buf *b;        /* NULL: not built */
   uint32_t payload; /* bytes after the L2 header (for GSO: the segment size) */
   int seg_state;    /* 0 not needed/not done, 1 segments ready, -1 the frame is malformed */
   uint32_t nsegs;
   ls_buf *segs[LS_MAX_SEGS];
+} variant;
+
+enum { TAG_NONE, TAG_PRIO, TAG_VID }; /* the outer tag of a frame on a VLAN-aware switch */
+enum { KIND_UNICAST, KIND_UNKNOWN, KIND_MCAST, KIND_BCAST };
+
+typedef struct fwd {
+  ls_runtime *rt;
+  ls_switch *sw;
+  ls_port *in;
+  ls_explain *x; /* explaining: record, change nothing */
+  bool aware;
+  uint16_t vid;
+  uint8_t tag; /* of orig */
+  variant orig, alt, tmp;
 } fwd;
 
+static void variant_set(variant *v, ls_pool *pool, ls_buf *b, uint32_t payload) {
+  v->pool = pool;
+  v->b = b;
+  v->payload = payload;
+  v->seg_state = 0;
+  v->nsegs = 0;
+}
+
+static void variant_release(variant *v) {
+  for (uint32_t i = 0; i < v->nsegs; i++) ls_buf_unref(v->pool, v->segs[i]);
+  v->nsegs = 0;
+  if (v->b) ls_buf_unref(v->pool, v->b);
+  v->b = NULL;
+}
+
 static uint8_t *seg_alloc(void *ctx, uint32_t len) {
-  fwd *w = ctx;
-  if (w->nsegs == LS_MAX_SEGS) return NULL;
-  ls_buf *s = ls_pool_get(&w->rt->pool, ls_pool_class_for(len));
+  variant *v = ctx;
+  if (v->nsegs == LS_MAX_SEGS) return NULL;
+  ls_buf *s = ls_pool_get(v->pool, ls_pool_class_for(len));
   if (!s) return NULL;
-  w->segs[w->nsegs] = s;
+  v->segs[v->nsegs] = s;
   return s->data;
 }
 
 static void seg_done(void *ctx, uint32_t len) {
-  fwd *w = ctx;
-  w->segs[w->nsegs++]->len = len;
+  variant *v = ctx;
+  v->segs[v->nsegs++]->len = len;
 }
 
-static void make_segments(fwd *w) {
-  ls_buf *b = w->b;
+static void make_segments(variant *v) {
+  ls_buf *b = v->b;
   if (b->vnet.gso_type == LS_VNET_GSO_NONE) {
     /* Only a partial checksum: complete it in place for every port (ports with offloads
      * take a complete checksum as well, so queued copies stay consistent). */
     if (ls_offload_csum(ls_buf_frame(b), b->len, &b->vnet) < 0) {
-      w->seg_state = -1;
+      v->seg_state = -1;
       return;
     }
     b->vnet.flags = (uint8_t)((b->vnet.flags & ~LS_VNET_F_NEEDS_CSUM) | LS_VNET_F_DATA_VALID);
-    w->seg_state = 0;
+    v->seg_state = 0;
     return;
   }
-  int n = ls_offload_segment(ls_buf_frame(b), b->len, &b->vnet, seg_alloc, seg_done, w);
+  int n = ls_offload_segment(ls_buf_frame(b), b->len, &b->vnet, seg_alloc, seg_done, v);
   if (n < 0) {
-    for (uint32_t i = 0; i < w->nsegs; i++) ls_buf_unref(&w->rt->pool, w->segs[i]);
-    w->nsegs = 0;
-    w->seg_state = -1;
+    for (uint32_t i = 0; i < v->nsegs; i++) ls_buf_unref(v->pool, v->segs[i]);
+    v->nsegs = 0;
+    v->seg_state = -1;
     return;
   }
-  w->seg_state = 1;
+  v->seg_state = 1;
 }
 
-static void deliver(fwd *w, ls_port *out) {
-  if (LS_LIKELY(!ls_vnet_pending(&w->b->vnet)) || out->offloads) {
-    ls_port_enqueue(out, w->b, w->payload);
+static void deliver(ls_port *in, variant *v, ls_port *out) {
+  if (LS_LIKELY(!ls_vnet_pending(&v->b->vnet)) || out->offloads) {
+    ls_port_enqueue(out, v->b, v->payload);
   } else {
-    if (w->seg_state == 0) make_segments(w);
-    if (w->seg_state < 0) {
+    if (v->seg_state == 0) make_segments(v);
+    if (v->seg_state < 0) {
       out->st.tx_queued++;
       out->st.drops.tx_error++;
       return;
     }
-    if (w->seg_state == 0) {
-      ls_port_enqueue(out, w->b, w->payload); /* checksum completed in place */
+    if (v->seg_state == 0) {
+      ls_port_enqueue(out, v->b, v->payload); /* checksum completed in place */
     } else {
-      for (uint32_t i = 0; i < w->nsegs; i++) {
-        ls_buf *s = w->segs[i];
+      for (uint32_t i = 0; i < v->nsegs; i++) {
+        ls_buf *s = v->segs[i];
         ls_eth_info eth;
         uint32_t pl = ls_eth_parse(s->data, s->len, &eth) == 0 ? s->len - eth.l2_len : s->len;
         ls_port_enqueue(out, s, pl);
       }
     }
   }
-  ls_port_fed(w->in, out);
+  ls_port_fed(in, out);
+}
+
+static uint32_t payload_of(ls_buf *b) {
+  if (b->vnet.gso_type != LS_VNET_GSO_NONE) return b->vnet.gso_size;
+  ls_eth_info eth;
+  return ls_eth_parse(ls_buf_frame(b), b->len, &eth) == 0 ? b->len - eth.l2_len : 0;
 }
 
 void ls_switch_copy_to(ls_port *out, ls_buf *b) {
   if (!ls_port_forwarding(out)) return;
-  fwd w;
-  w.rt = out->rt;
-  w.in = out; /* a copy exerts no backpressure on anyone */
-  w.b = b;
-  w.nsegs = 0;
-  w.seg_state = 0;
-  ls_eth_info eth;
-  w.payload = ls_eth_parse(ls_buf_frame(b), b->len, &eth) == 0 ? b->len - eth.l2_len : 0;
-  if (b->vnet.gso_type != LS_VNET_GSO_NONE) w.payload = b->vnet.gso_size;
-  deliver(&w, out);
+  variant v;
+  ls_buf_ref(b);
+  variant_set(&v, &out->rt->pool, b, payload_of(b));
+  deliver(out, &v, out); /* a copy exerts no backpressure on anyone */
   out->nfed = 0;
-  for (uint32_t i = 0; i < w.nsegs; i++) ls_buf_unref(&w.rt->pool, w.segs[i]);
+  variant_release(&v);
 }
 
-void ls_switch_input(ls_switch *sw, ls_port *in, ls_buf *b, bool trunc) {
+/* ---- rules -------------------------------------------------------------------------------- */
+
+enum { RV_PASS, RV_DROP, RV_POLICE, RV_PUNT, RV_PUNT_LIMIT, RV_NOMEM };
+
+static bool outer_tagged(const uint8_t *f, uint32_t len) {
+  if (len < LS_ETH_HLEN + LS_VLAN_HLEN) return false;
+  uint16_t t = ls_get_be16(f + 12);
+  return t == LS_ETH_P_8021Q || t == LS_ETH_P_8021AD || t == LS_ETH_P_QINQ1;
+}
+
+/* Hand a copy of the frame to Lua (punt or sample). False if it could not be queued. */
+static bool to_lua(fwd *w, ls_port *p, int dir, uint32_t rule, uint16_t type, ls_buf *b) {
+  ls_event ev;
+  memset(&ev, 0, sizeof(ev));
+  ev.type = type;
+  ev.switch_id = w->sw->id;
+  ev.port_id = p->id;
+  ev.port2_id = rule + 1;
+  ev.state = (uint8_t)dir;
+  return ls_rt_emit_frame(w->rt, &ev, ls_buf_frame(b), b->len);
+}
+
+/* Run p's rules of direction dir on *bp (which may be replaced by an edited frame; NULL
+ * only with RV_NOMEM). Records into xr/nxr when explaining (ingress: every matching rule;
+ * egress: the deciding one). *decided: the rule that ended evaluation, or -1. */
+static int run_rules(fwd *w, ls_port *p, int dir, ls_buf **bp, int *decided) {
+  ls_explain *x = w->x;
+  ls_ruleset *rs = p->rules[dir];
+  ls_pool *pool = &w->rt->pool;
+  uint64_t now = w->rt->now;
+  *decided = -1;
+  for (uint32_t i = 0; i < rs->n; i++) {
+    ls_rule *r = &rs->rules[i];
+    ls_buf *b = *bp;
+    if (!ls_rule_match(r, ls_buf_frame(b), b->len)) continue;
+    const char *effect = "matched";
+    int rv = -1;
+    if (!x) {
+      r->matches++;
+      r->bytes += b->len;
+    }
+    switch (r->action) {
+    case LS_ACT_ALLOW:
+      effect = "allowed";
+      rv = RV_PASS;
+      break;
+    case LS_ACT_DROP:
+      effect = "dropped";
+      rv = RV_DROP;
+      break;
+    case LS_ACT_COUNT:
+      effect = "counted";
+      break;
+    case LS_ACT_MIRROR:
+      if (!r->port) {
+        effect = "not copied: the mirror port is closed";
+      } else {
+        effect = "copied";
+        if (!x) ls_switch_copy_to(r->port, b);
+      }
+      break;
+    case LS_ACT_SET_VLAN: {
+      uint16_t tpid = w->aware ? w->sw->cfg.vlan_tpid : LS_ETH_P_8021Q;
+      if (outer_tagged(ls_buf_frame(b), b->len)) {
+        *bp = ls_vlan_set(pool, b, r->vid, r->pcp);
+        effect = "VLAN id rewritten";
+      } else {
+        *bp = ls_vlan_push(pool, b, tpid, (uint16_t)((r->pcp > 0 ? r->pcp << 13 : 0) | r->vid));
+        effect = "tag pushed";
+      }
+      if (!*bp) rv = RV_NOMEM;
+      break;
+    }
+    case LS_ACT_STRIP_VLAN:
+      if (outer_tagged(ls_buf_frame(b), b->len)) {
+        *bp = ls_vlan_pop(pool, b);
+        effect = "tag removed";
+        if (!*bp) rv = RV_NOMEM;
+      } else {
+        effect = "untagged already";
+      }
+      break;
+    case LS_ACT_POLICE: {
+      double cost = r->per_byte ? (double)b->len * 8.0 : 1.0;
+      if (x ? ls_rule_peek(r, now, cost) : ls_rule_take(r, now, cost)) {
+        effect = "conformed";
+      } else {
+        if (!x) r->limited++;
+        effect = "over rate: dropped";
+        rv = RV_POLICE;
+      }
+      break;
+    }
+    case LS_ACT_PUNT:
+      if ((x ? ls_rule_peek(r, now, 1) : ls_rule_take(r, now, 1)) &&
+          (x || to_lua(w, p, dir, i, LS_EV_PUNT, b))) {
+        effect = "punted to Lua";
+        rv = RV_PUNT;
+      } else {
+        if (!x) r->limited++;
+        effect = "over the punt rate: dropped";
+        rv = RV_PUNT_LIMIT;
+      }
+      break;
+    case LS_ACT_SAMPLE:
+      effect = "sampled (1 in N)";
+      if (!x && ++r->seen % r->every == 0) {
+        if (!ls_rule_take(r, now, 1) || !to_lua(w, p, dir, i, LS_EV_SAMPLE, b)) r->limited++;
+      }
+      break;
+    }
+    if (x && dir == LS_DIR_IN) {
+      if (x->nrules < LS_EXPLAIN_RULES)
+        x->rules[x->nrules] = (ls_explain_rule){(uint16_t)i, r->action, effect};
+      x->nrules++;
+    }
+    if (rv >= 0) {
+      *decided = (int)i;
+      return rv;
+    }
+  }
+  return RV_PASS;
+}
+
+/* ---- VLANs -------------------------------------------------------------------------------- */
+
+static bool vlan_member(const ls_port *p, uint16_t vid) {
+  if (p->vlan.mode == LS_VLAN_ACCESS) return p->vlan.pvid == vid;
+  return vid == p->vlan.pvid || ls_vlan_bit(p->vlan.allowed, vid);
+}
+
+static bool vlan_egress_tagged(const ls_port *p, uint16_t vid) {
+  if (p->vlan.mode == LS_VLAN_ACCESS) return false;
+  return vid != p->vlan.pvid || p->vlan.native_tagged;
+}
+
+/* Ingress classification: the frame's VLAN (w->vid) and tag state, or why it is refused. */
+static const char *classify(fwd *w, const ls_eth_info *eth) {
+  const ls_port_vlan *pv = &w->in->vlan;
+  uint16_t tvid = 0;
+  w->tag = TAG_NONE;
+  if (eth->ntags && eth->tpid[0] == w->sw->cfg.vlan_tpid) {
+    tvid = eth->tci[0] & 0x0fff;
+    w->tag = tvid ? TAG_VID : TAG_PRIO;
+  }
+  const char *how;
+  if (w->tag == TAG_VID) {
+    if (tvid > LS_VID_MAX) return "tagged with VLAN 4095 (reserved)";
+    if (pv->mode == LS_VLAN_ACCESS ? tvid != pv->pvid
+                                   : tvid != pv->pvid && !ls_vlan_bit(pv->allowed, tvid))
+      return "tagged with a VLAN the port does not carry";
+    w->vid = tvid;
+    how = "from the tag";
+  } else {
+    if (!pv->pvid) return "untagged, and the trunk has no native VLAN";
+    w->vid = pv->pvid;
+    how =
+        pv->mode == LS_VLAN_ACCESS ? "the access VLAN of the port" : "the native VLAN of the trunk";
+  }
+  if (w->x) {
+    w->x->vid = w->vid;
+    w->x->vlan_how = how;
+  }
+  return NULL;
+}
+
+/* The variant of the frame with the other tagging. NULL when out of memory. */
+static variant *alt_variant(fwd *w) {
+  if (w->alt.b) return &w->alt;
+  if (w->alt.seg_state == -2) return NULL; /* failed before */
+  ls_pool *pool = &w->rt->pool;
+  ls_buf *b = w->orig.b;
+  ls_buf_ref(b); /* the edit copies: orig stays as it is */
+  if (w->tag == TAG_VID)
+    b = ls_vlan_pop(pool, b);
+  else if (w->tag == TAG_PRIO)
+    b = ls_vlan_set(pool, b, w->vid, -1);
+  else
+    b = ls_vlan_push(pool, b, w->sw->cfg.vlan_tpid, w->vid);
+  variant_set(&w->alt, pool, b, w->orig.payload);
+  if (!b) {
+    w->alt.seg_state = -2;
+    return NULL;
+  }
+  return &w->alt;
+}
+
+/* ---- forwarding ----------------------------------------------------------------------------- */
+
+/* Why the frame does not go to port p (NULL: it does). */
+static const char *excluded(const fwd *w, const ls_port *p, int kind) {
+  const ls_port *in = w->in;
+  if (p == in && !in->cfg.hairpin) return "the input port (hairpin off)";
+  if (!ls_port_forwarding(p)) return p->imp_down ? "link cut by an impairment" : "down";
+  if (p->mirror_refs) return "a mirror destination";
+  if (in->cfg.isolated && p->cfg.isolated) return "isolated (so is the input port)";
+  if (w->aware && !vlan_member(p, w->vid)) return "not a member of the VLAN";
+  switch (kind) {
+  case KIND_UNKNOWN:
+    if (!p->cfg.flood) return "flood off (unknown unicast)";
+    break;
+  case KIND_MCAST:
+    if (!p->cfg.mcast_flood) return "mcast_flood off";
+    break;
+  case KIND_BCAST:
+    if (!p->cfg.bcast_flood) return "bcast_flood off";
+    break;
+  }
+  return NULL;
+}
+
+static ls_explain_port *explain_port(fwd *w, const ls_port *p, const char *why) {
+  ls_explain_port *xp = &w->x->out[w->x->nout++];
+  memset(xp, 0, sizeof(*xp));
+  xp->port_id = p->id;
+  xp->why = why;
+  xp->rule = -1;
+  return xp;
+}
+
+static const char *egress_rule_why(int rv) {
+  switch (rv) {
+  case RV_DROP:
+    return "dropped by an egress rule";
+  case RV_POLICE:
+    return "over an egress policer's rate";
+  case RV_PUNT:
+    return "punted to Lua by an egress rule";
+  case RV_PUNT_LIMIT:
+    return "over an egress punt rule's rate";
+  default:
+    return "out of memory";
+  }
+}
+
+/* The frame goes out of port out: choose its tagging, run out's egress rules, queue it. */
+static void egress(fwd *w, ls_port *out) {
+  ls_explain *x = w->x;
+  variant *v = &w->orig;
+  bool tagged = false;
+  if (w->aware) {
+    tagged = vlan_egress_tagged(out, w->vid);
+    if (tagged != (w->tag == TAG_VID) && !(v = alt_variant(w))) {
+      if (x) {
+        explain_port(w, out, "out of memory");
+      } else {
+        out->st.tx_queued++;
+        out->st.drops.tx_error++;
+      }
+      return;
+    }
+  }
+  ls_explain_port *xp = NULL;
+  if (x) {
+    xp = explain_port(w, out, NULL);
+    xp->tagged = tagged;
+    xp->vid = w->vid;
+    xp->impaired = out->imp[LS_DIR_OUT] != NULL;
+  }
+  if (LS_UNLIKELY(out->rules[LS_DIR_OUT] != NULL)) {
+    ls_buf *b = v->b;
+    ls_buf_ref(b);
+    int decided;
+    int rv = run_rules(w, out, LS_DIR_OUT, &b, &decided);
+    if (xp && decided >= 0) {
+      xp->rule = decided;
+      xp->action = out->rules[LS_DIR_OUT]->rules[decided].action;
+    }
+    if (rv != RV_PASS) {
+      if (b) ls_buf_unref(&w->rt->pool, b);
+      if (x) {
+        xp->why = egress_rule_why(rv);
+      } else {
+        out->st.tx_queued++;
+        out->st.drops.tx_filter++;
+      }
+      return;
+    }
+    if (b != v->b) { /* edited for this port alone */
+      variant_set(&w->tmp, &w->rt->pool, b, v->payload);
+      if (x) {
+        if (w->tmp.payload > out->cfg.mtu) xp->why = "above the port's MTU";
+      } else {
+        deliver(w->in, &w->tmp, out);
+      }
+      variant_release(&w->tmp);
+      return;
+    }
+    ls_buf_unref(&w->rt->pool, b);
+  }
+  if (x) {
+    if (v->payload > out->cfg.mtu) xp->why = "above the port's MTU";
+    return;
+  }
+  deliver(w->in, v, out);
+}
+
+static bool link_local(const uint8_t *d) {
+  return d[0] == 0x01 && d[1] == 0x80 && d[2] == 0xc2 && d[3] == 0 && d[4] == 0 &&
+         (d[5] & 0xf0) == 0;
+}
+
+/*
+ * The forwarding decision, for real (x == NULL) or explained (x: every counter, table
+ * change, rate bucket, copy and event is skipped; the reasons are recorded instead). b
+ * is one reference, consumed.
+ */
+static void process(ls_switch *sw, ls_port *in, ls_buf *b, unsigned flags, bool trunc,
+                    ls_explain *x) {
   ls_runtime *rt = sw->rt;
-  uint32_t len = b->len;
-  in->st.rx_frames++;
-  in->st.rx_bytes += len;
-  if (LS_UNLIKELY(in->mirror_in != NULL)) ls_switch_copy_to(in->mirror_in, b);
+  fwd w;
+  w.rt = rt;
+  w.sw = sw;
+  w.in = in;
+  w.x = x;
+  w.aware = sw->cfg.vlan_aware;
+  w.vid = 0;
+  w.tag = TAG_NONE;
+  w.orig.b = w.alt.b = w.tmp.b = NULL;
+  w.orig.nsegs = w.alt.nsegs = w.tmp.nsegs = 0;
+  w.alt.seg_state = 0;
   ls_eth_info eth;
   uint8_t *f = ls_buf_frame(b);
-  fwd w;
-  w.nsegs = 0;
-  if (LS_UNLIKELY(ls_eth_parse(f, len, &eth) < 0)) {
-    in->st.drops.runt++;
-    goto drop;
-  }
-  w.payload = len - eth.l2_len;
-  if (LS_UNLIKELY(b->vnet.gso_type != LS_VNET_GSO_NONE)) w.payload = b->vnet.gso_size;
-  if (LS_UNLIKELY(trunc || w.payload > in->cfg.mtu)) {
-    in->st.drops.oversize++;
-    goto drop;
-  }
-  if (LS_UNLIKELY(!in->admin_up)) {
-    in->st.drops.down++;
-    goto drop;
-  }
-  if (LS_UNLIKELY(in->mirror_refs)) { /* a mirror destination carries nothing else */
-    in->st.drops.no_dest++;
-    goto drop;
-  }
-  w.rt = rt;
-  w.in = in;
-  w.b = b;
-  w.seg_state = 0;
-  const uint8_t *dst = f, *src = f + LS_ETH_ALEN;
-  uint16_t vlan = 0; /* VLAN-unaware: tags pass through, one table */
+  uint32_t len = b->len, payload;
+  const char *why;
 
-  if (LS_LIKELY(!ls_mac_is_group(src))) {
-    if (LS_UNLIKELY(ls_mac_is_zero(src))) {
+#define DROP(counter, text)                                                                        \
+  do {                                                                                             \
+    if (x)                                                                                         \
+      x->reason = (text);                                                                          \
+    else                                                                                           \
+      in->st.drops.counter++;                                                                      \
+    goto drop;                                                                                     \
+  } while (0)
+
+  if (LS_UNLIKELY(ls_eth_parse(f, len, &eth) < 0)) DROP(runt, "runt: shorter than its header");
+  payload = len - eth.l2_len;
+  if (LS_UNLIKELY(b->vnet.gso_type != LS_VNET_GSO_NONE)) payload = b->vnet.gso_size;
+  if (LS_UNLIKELY(trunc || payload > in->cfg.mtu)) DROP(oversize, "above the port's MTU");
+  if (LS_UNLIKELY(!in->admin_up)) DROP(down, "the input port is down");
+  if (LS_UNLIKELY(in->imp_down)) DROP(impair, "the input link is cut by an impairment");
+  if (LS_UNLIKELY(in->mirror_refs)) DROP(no_dest, "the input port is a mirror destination");
+  if (LS_UNLIKELY(link_local(f)) && !sw->cfg.wire)
+    DROP(link_local, "link-local destination (01:80:C2:00:00:0X) and wire mode off");
+
+  if (LS_UNLIKELY(in->rules[LS_DIR_IN] != NULL) && !(flags & LS_IN_INJECTED)) {
+    int decided;
+    int rv = run_rules(&w, in, LS_DIR_IN, &b, &decided);
+    if (!b) { /* out of memory editing it */
+      if (!x) in->st.drops.rx_error++;
+      return;
+    }
+    switch (rv) {
+    case RV_PASS:
+      break;
+    case RV_DROP:
+      DROP(filter, "dropped by an ingress rule");
+    case RV_POLICE:
+      DROP(police, "over an ingress policer's rate");
+    case RV_PUNT:
+      if (x) x->verdict = "punt";
+      DROP(punted, "punted to Lua by an ingress rule");
+    case RV_PUNT_LIMIT:
+      DROP(punt_limit, "over an ingress punt rule's rate");
+    default:
+      DROP(rx_error, "out of memory");
+    }
+    f = ls_buf_frame(b);
+    len = b->len;
+    if (ls_eth_parse(f, len, &eth) < 0) DROP(runt, "runt after an ingress rule's edit");
+  }
+  variant_set(&w.orig, &rt->pool, b, payload);
+  b = NULL;
+
+  if (w.aware && (why = classify(&w, &eth)) != NULL) DROP(vlan, why);
+
+  const uint8_t *dst = f, *src = f + LS_ETH_ALEN;
+  if (LS_UNLIKELY(ls_mac_is_group(src))) {
+    if (x)
+      x->learn = "not learned: group source address";
+    else
+      sw->st.group_src++;
+  } else if (LS_UNLIKELY(ls_mac_is_zero(src))) {
+    if (x)
+      x->learn = "not learned: zero source address";
+    else
       sw->st.zero_src++;
+  } else {
+    uint64_t key = ls_fdb_key(w.vid, ls_mac_load(src));
+    if (LS_UNLIKELY(in->cfg.locked)) {
+      ls_fdb_entry *e = ls_fdb_lookup(&sw->fdb, key);
+      if (!e || e->owner != &in->owner)
+        DROP(locked, "locked port: the source MAC is not in the table on this port");
+      if (x)
+        x->learn = "locked port: source known on this port";
+      else if (in->cfg.learning)
+        ls_fdb_learn(&sw->fdb, key, &in->owner, rt->now); /* refreshes it */
+    } else if (LS_UNLIKELY(!in->cfg.learning)) {
+      if (x) x->learn = "not learned: learning off on the port";
+    } else if (x) {
+      ls_fdb_entry *e = ls_fdb_lookup(&sw->fdb, key);
+      if (!e) {
+        x->learn = "new";
+      } else if (e->owner == &in->owner) {
+        x->learn = "refresh";
+      } else {
+        x->learn = (e->flags & (LS_FDB_STATIC | LS_FDB_STICKY))
+                       ? "not moved: a static or sticky entry on another port"
+                       : "move";
+        x->learn_from = LS_CONTAINER_OF(e->owner, ls_port, owner)->id;
+      }
     } else {
-      int r = ls_fdb_learn(&sw->fdb, ls_fdb_key(vlan, ls_mac_load(src)), &in->owner, rt->now);
+      int r = ls_fdb_learn(&sw->fdb, key, &in->owner, rt->now);
       if (LS_UNLIKELY(r == LS_LEARN_NEW) && sw->timer_due == UINT64_MAX) ls_switch_arm_timer(sw);
     }
-  } else {
-    sw->st.group_src++;
   }
 
+  int kind;
   if (LS_LIKELY(!ls_mac_is_group(dst))) {
-    ls_fdb_entry *e = ls_fdb_lookup(&sw->fdb, ls_fdb_key(vlan, ls_mac_load(dst)));
+    ls_fdb_entry *e = ls_fdb_lookup(&sw->fdb, ls_fdb_key(w.vid, ls_mac_load(dst)));
     if (e) {
       ls_port *out = LS_CONTAINER_OF(e->owner, ls_port, owner);
-      e->hits++;
-      if (out == in || !ls_port_in_service(out)) {
-        in->st.drops.no_dest++;
-        goto drop;
+      if (x) {
+        x->lookup = "hit";
+        x->dest_id = out->id;
+        x->decision = "unicast";
+      } else {
+        e->hits++;
       }
-      sw->st.unicast++;
-      deliver(&w, out);
-      in->st.rx_forwarded++;
+      if ((why = excluded(&w, out, KIND_UNICAST)) != NULL) {
+        if (x) explain_port(&w, out, why);
+        DROP(no_dest, "the destination port does not take it");
+      }
+      if (!x) sw->st.unicast++;
+      egress(&w, out);
+      if (!x) in->st.rx_forwarded++;
       goto done;
     }
+    kind = KIND_UNKNOWN;
+    if (x) x->lookup = "miss";
+  } else {
+    kind = ls_mac_is_broadcast(dst) ? KIND_BCAST : KIND_MCAST;
+    if (x) x->lookup = kind == KIND_BCAST ? "broadcast" : "multicast";
   }
 
-  /* Flood: group destination or unknown unicast, to every other forwarding port. */
-  sw->st.flooded++;
+  /* Flood: group destination or unknown unicast, to every port that takes it. */
+  if (x)
+    x->decision = "flood";
+  else
+    sw->st.flooded++;
   uint32_t n = 0;
   for (uint32_t i = 0; i < sw->nports; i++) {
     ls_port *p = sw->ports[i];
-    if (p == in || !ls_port_in_service(p)) continue;
-    deliver(&w, p);
+    if ((why = excluded(&w, p, kind)) != NULL) {
+      if (x) explain_port(&w, p, why);
+      continue;
+    }
+    egress(&w, p);
     n++;
   }
-  if (n)
-    in->st.rx_forwarded++;
-  else
-    in->st.drops.no_dest++;
+  if (n) {
+    if (!x) in->st.rx_forwarded++;
+  } else {
+    DROP(no_dest, "no port takes it");
+  }
 done:
-  for (uint32_t i = 0; i < w.nsegs; i++) ls_buf_unref(&rt->pool, w.segs[i]);
+  if (x && !x->verdict) x->verdict = "forward";
+  variant_release(&w.orig);
+  variant_release(&w.alt);
+  return;
 drop:
-  ls_buf_unref(&rt->pool, b);
+  if (x && !x->verdict) x->verdict = "drop";
+  if (b) ls_buf_unref(&rt->pool, b);
+  variant_release(&w.orig);
+  variant_release(&w.alt);
+#undef DROP
+}
+
+void ls_switch_input_from(ls_switch *sw, ls_port *in, ls_buf *b, unsigned flags) {
+  process(sw, in, b, flags, false, NULL);
+}
+
+void ls_switch_input(ls_switch *sw, ls_port *in, ls_buf *b, bool trunc) {
+  in->st.rx_frames++;
+  in->st.rx_bytes += b->len;
+  if (LS_UNLIKELY(in->mirror_in != NULL)) ls_switch_copy_to(in->mirror_in, b);
+  if (LS_UNLIKELY(in->imp[LS_DIR_IN] != NULL) && !trunc) {
+    ls_port_impair_in(in, b, payload_of(b));
+    ls_buf_unref(&sw->rt->pool, b);
+    return;
+  }
+  process(sw, in, b, 0, trunc, NULL);
 }
 
 /* ---- aging ---------------------------------------------------------------------------------- */
@@ -340,7 +788,13 @@ typedef struct {
 static int cmd_configure(ls_runtime *rt, ls_cmd *cmd) {
   cfg_arg *a = cmd->arg;
   ls_switch *sw = a->sw;
+  bool revlan = sw->cfg.vlan_aware != a->cfg->vlan_aware ||
+                (a->cfg->vlan_aware && sw->cfg.vlan_tpid != a->cfg->vlan_tpid);
   sw->cfg = *a->cfg;
+  if (revlan) { /* learned under another classification: relearn */
+    ls_fdb_filter flt = {.owner = NULL, .vlan = -1, .dynamic = true, .statics = false};
+    ls_fdb_flush(&sw->fdb, &flt);
+  }
   ls_fdb_set_evict(&sw->fdb, a->cfg->evict);
   ls_fdb_set_aging(&sw->fdb, a->cfg->aging);
   ls_fdb_set_max(&sw->fdb, a->cfg->max_macs, rt->now);
@@ -462,4 +916,43 @@ int ls_switch_snapshot_get(ls_switch *sw, ls_switch_snapshot *out) {
   snap_arg a = {sw, out};
   memset(out, 0, sizeof(*out));
   return ls_runtime_call(sw->rt, cmd_snapshot, &a);
+}
+
+/* ---- explain ------------------------------------------------------------------------------ */
+
+typedef struct {
+  ls_switch *sw;
+  ls_port *in;
+  const uint8_t *frame;
+  uint32_t len;
+  ls_explain *x;
+} explain_arg;
+
+static int cmd_explain(ls_runtime *rt, ls_cmd *cmd) {
+  explain_arg *a = cmd->arg;
+  ls_switch *sw = a->sw;
+  if (!sw->attached || a->in->sw != sw || !a->in->attached) return -EINVAL;
+  a->x->out = calloc((size_t)sw->nports + 1, sizeof(ls_explain_port));
+  ls_buf *b = ls_pool_get(&rt->pool, ls_pool_class_for(a->len));
+  if (!a->x->out || !b) {
+    if (b) ls_buf_unref(&rt->pool, b);
+    return -ENOMEM;
+  }
+  memcpy(b->data, a->frame, a->len);
+  b->len = a->len;
+  a->x->vlan_aware = sw->cfg.vlan_aware;
+  process(sw, a->in, b, 0, false, a->x);
+  return 0;
+}
+
+int ls_switch_explain(ls_switch *sw, ls_port *in, const uint8_t *frame, uint32_t len,
+                      ls_explain *x) {
+  memset(x, 0, sizeof(*x));
+  explain_arg a = {sw, in, frame, len, x};
+  int r = ls_runtime_call(sw->rt, cmd_explain, &a);
+  if (r) {
+    free(x->out);
+    x->out = NULL;
+  }
+  return r;
 }

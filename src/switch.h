@@ -32,7 +32,10 @@ typedef struct ls_switch_config {
   char name[LS_NAME_MAX];
   uint64_t aging; /* ns, 0 = never */
   uint32_t max_macs;
-  int evict; /* enum ls_fdb_evict */
+  int evict;          /* enum ls_fdb_evict */
+  bool vlan_aware;    /* classify frames into VLANs (per-port access/trunk); else pass tags */
+  uint16_t vlan_tpid; /* the tag this switch classifies on: 0x8100 (802.1Q) or 0x88a8 (802.1ad) */
+  bool wire;          /* forward link-local 01:80:C2:00:00:0X frames (STP, LACP, LLDP, 802.1X) */
 } ls_switch_config;
 
 typedef struct ls_switch_stats {
@@ -94,11 +97,57 @@ typedef struct ls_switch_snapshot {
 } ls_switch_snapshot;
 int ls_switch_snapshot_get(ls_switch *sw, ls_switch_snapshot *out);
 
+/* What sw:explain() reports: the decision for one frame and its reasons, computed by the
+ * same code that forwards (switch.c) with every side effect switched off. Reason strings
+ * are static. */
+#define LS_EXPLAIN_RULES 16
+typedef struct ls_explain_rule {
+  uint16_t index; /* 0-based position in the rule set */
+  uint8_t action;
+  const char *effect; /* "matched", "dropped", "over rate", "vlan set", ... */
+} ls_explain_rule;
+
+typedef struct ls_explain_port {
+  uint32_t port_id;
+  const char *why; /* NULL: the frame leaves here; else why not */
+  bool tagged;     /* VLAN-aware: leaves with a tag */
+  uint16_t vid;
+  int rule; /* egress rule that decided (0-based), -1: none */
+  uint8_t action;
+  bool impaired; /* an egress impairment will act on it */
+} ls_explain_port;
+
+typedef struct ls_explain {
+  const char *verdict; /* "forward", "drop", "punt" */
+  const char *reason;  /* drop: why */
+  bool vlan_aware;
+  uint16_t vid;
+  const char *vlan_how; /* how the VLAN was chosen */
+  uint32_t nrules;      /* ingress rules that matched (at most LS_EXPLAIN_RULES kept) */
+  ls_explain_rule rules[LS_EXPLAIN_RULES];
+  const char *learn;    /* what learning the source does */
+  uint32_t learn_from;  /* "move": the port the MAC was on */
+  const char *lookup;   /* "hit", "miss", "broadcast", "multicast", NULL (not reached) */
+  uint32_t dest_id;     /* hit: the port */
+  const char *decision; /* "unicast", "flood", NULL */
+  uint32_t nout;        /* ports considered */
+  ls_explain_port *out; /* malloc'd (caller frees) */
+} ls_explain;
+
+/* Control plane: explain what frame would do arriving on port in; x->out is malloc'd. */
+int ls_switch_explain(ls_switch *sw, ls_port *in, const uint8_t *frame, uint32_t len,
+                      ls_explain *x);
+
 /* ---- data plane ---------------------------------------------------------------------------- */
 
 /* Forward one received frame (ownership of the reference passes in). trunc: the frame
  * did not fit the receive buffer. */
 void ls_switch_input(ls_switch *sw, ls_port *in, ls_buf *b, bool trunc);
+/* Forward a frame that passed in's ingress impairment (delay line released it), or that
+ * Lua injected (flags LS_IN_INJECTED: no ingress rules, not counted as received). */
+#define LS_IN_IMPAIRED 1u
+#define LS_IN_INJECTED 2u
+void ls_switch_input_from(ls_switch *sw, ls_port *in, ls_buf *b, unsigned flags);
 /* Queue a copy of frame b on port out (a mirror), completing or segmenting offloaded
  * frames if out takes no offloads. */
 void ls_switch_copy_to(ls_port *out, ls_buf *b);

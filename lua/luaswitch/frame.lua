@@ -37,12 +37,17 @@ end
 --- Build an Ethernet frame.
 -- @tparam table f `dst`, `src` (MAC text), `type` (ethertype, default 0x88b5),
 --   `payload` (string, default ""), `vlan` (802.1Q VLAN id to tag with, optional),
---   `pcp` (priority, default 0), `size` (pad with zeros to this many bytes, optional)
+--   `pcp` (priority, default 0), `tags` (list of tags, outermost first, each
+--   { vid =, pcp =, tpid = (default 0x8100) }: for 802.1ad or stacked tags; instead of
+--   `vlan`), `size` (pad with zeros to this many bytes, optional)
 -- @treturn string
 function M.ethernet(f)
   local parts = { M.mac_bytes(f.dst), M.mac_bytes(f.src) }
   if f.vlan then
     parts[#parts + 1] = string.pack(">I2I2", 0x8100, ((f.pcp or 0) << 13) | f.vlan)
+  end
+  for _, t in ipairs(f.tags or {}) do
+    parts[#parts + 1] = string.pack(">I2I2", t.tpid or 0x8100, ((t.pcp or 0) << 13) | t.vid)
   end
   parts[#parts + 1] = string.pack(">I2", f.type or M.ETH_P_EXPERIMENTAL)
   parts[#parts + 1] = f.payload or ""

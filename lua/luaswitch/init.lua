@@ -192,8 +192,9 @@ M.stop = stop
 
 local EVENTS = {
   learn = true, move = true, age = true, evict = true, port = true, error = true, lost = true,
+  punt = true, sample = true,
 }
-local EVENT_LIST = "learn, move, age, evict, port, error, lost"
+local EVENT_LIST = "learn, move, age, evict, port, error, lost, punt, sample"
 
 -- handlers[key][event] = { fn, ... }; key is a switch, or M for global handlers
 local handlers = setmetatable({}, { __mode = "k" })

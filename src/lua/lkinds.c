@@ -151,7 +151,7 @@ static ls_port *new_vxlan(lsl_port_args *a) {
     luaL_error(L, "%s: missing option 'vni' (0 to 16777215) for a vxlan port", a->fn);
   lua_pop(L, 1);
   o.vni = (uint32_t)lsl_opt_integer(L, a->opts, a->fn, "vni", 0, 0, 0xffffff);
-  o.learning = lsl_opt_boolean(L, a->opts, a->fn, "learning", true);
+  o.learning = lsl_opt_boolean(L, a->opts, a->fn, "remote_learning", true);
   o.aging = (uint64_t)(lsl_opt_number(L, a->opts, a->fn, "aging", 300, 0, 1e8) * 1e9);
   o.max_macs = (uint32_t)lsl_opt_integer(L, a->opts, a->fn, "max_macs", 8192, 1, LS_FDB_MAX_MACS);
   o.netns = opt_netns(a);
@@ -239,7 +239,9 @@ static ls_port *new_vde(lsl_port_args *a) {
   return ls_port_vde_new(a->rt, a->cfg, &o, &a->err, a->where, sizeof(a->where));
 }
 
-#define COMMON "kind", "name", "mtu", "txqlen", "up"
+#define COMMON                                                                                     \
+  "kind", "name", "mtu", "txqlen", "up", "vlan", "learning", "flood", "mcast_flood",               \
+      "bcast_flood", "isolated", "hairpin", "locked"
 
 const lsl_kind lsl_kinds[] = {
     {"socketpair", (const char *const[]){COMMON, NULL}, new_socketpair},
@@ -251,7 +253,7 @@ const lsl_kind lsl_kinds[] = {
     {"stream", (const char *const[]){COMMON, "listen", "connect", "netns", NULL}, new_stream},
     {"udp", (const char *const[]){COMMON, "bind", "peer", "netns", NULL}, new_udp},
     {"vxlan",
-     (const char *const[]){COMMON, "bind", "vni", "remotes", "learning", "aging", "max_macs",
+     (const char *const[]){COMMON, "bind", "vni", "remotes", "remote_learning", "aging", "max_macs",
                            "netns", NULL},
      new_vxlan},
     {"pcap", (const char *const[]){COMMON, "path", "snaplen", "max_size", "rotate", "format", NULL},

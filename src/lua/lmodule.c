@@ -187,14 +187,16 @@ static int m_wait(lua_State *L) {
   return 1;
 }
 
-static const char *const reason_names[] = {"none", "admin", "hangup", "peer", "error", "tx", "rx"};
+static const char *const reason_names[] = {"none",  "admin", "hangup", "peer",
+                                           "error", "tx",    "rx",     "impair"};
 
 static const char *reason_name(int r) {
   return r >= 0 && r < (int)LS_ARRAY_LEN(reason_names) ? reason_names[r] : "unknown";
 }
 
 static void push_event(lua_State *L, const ls_event *ev) {
-  static const char *const types[] = {NULL, "learn", "move", "age", "evict", "port", "error"};
+  static const char *const types[] = {NULL,   "learn", "move", "age",   "evict",
+                                      "port", "error", "punt", "sample"};
   lua_createtable(L, 0, 10);
   int t = lua_gettop(L);
   lua_pushstring(L, ev->type < LS_ARRAY_LEN(types) && types[ev->type] ? types[ev->type] : "?");
@@ -249,6 +251,17 @@ static void push_event(lua_State *L, const ls_event *ev) {
     lua_pushstring(L, reason_name(ev->reason));
     lua_setfield(L, t, "where");
     break;
+  case LS_EV_PUNT:
+  case LS_EV_SAMPLE: {
+    const ls_frame_blob *blob = ls_event_blob(ev);
+    lua_pushlstring(L, (const char *)blob->data, blob->len);
+    lua_setfield(L, t, "frame");
+    lua_pushstring(L, ev->state ? "out" : "in");
+    lua_setfield(L, t, "dir");
+    lua_pushinteger(L, ev->port2_id);
+    lua_setfield(L, t, "rule");
+    break;
+  }
   default:
     break;
   }
@@ -272,8 +285,9 @@ static int m_events(lua_State *L) {
     uint64_t lost = 0;
     uint32_t got = ls_runtime_events(r->rt, buf, want, &lost);
     lost_total += lost;
-    for (uint32_t i = 0; i < got; i++) {
+    for (uint32_t i = 0; i < got; i++) { /* a frame's bytes are freed as soon as copied */
       push_event(L, &buf[i]);
+      ls_runtime_blob_free(r->rt, ls_event_blob(&buf[i]));
       lua_rawseti(L, -2, ++n);
     }
     if (got < want) break;

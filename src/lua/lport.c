@@ -72,6 +72,8 @@ static int p_stats(lua_State *L) {
   lsl_setint(L, t, "tx_frames", st.tx_frames);
   lsl_setint(L, t, "tx_bytes", st.tx_bytes);
   lsl_setint(L, t, "rx_control", st.rx_control);
+  lsl_setint(L, t, "injected", st.injected);
+  lsl_setint(L, t, "sent", st.sent);
   lsl_setint(L, t, "hangups", st.hangups);
   lua_createtable(L, 0, 16);
   int d = lua_gettop(L);
@@ -79,6 +81,15 @@ static int p_stats(lua_State *L) {
   lsl_setint(L, d, "oversize", st.drops.oversize);
   lsl_setint(L, d, "down", st.drops.down);
   lsl_setint(L, d, "no_dest", st.drops.no_dest);
+  lsl_setint(L, d, "link_local", st.drops.link_local);
+  lsl_setint(L, d, "vlan", st.drops.vlan);
+  lsl_setint(L, d, "locked", st.drops.locked);
+  lsl_setint(L, d, "filter", st.drops.filter);
+  lsl_setint(L, d, "police", st.drops.police);
+  lsl_setint(L, d, "punted", st.drops.punted);
+  lsl_setint(L, d, "punt_limit", st.drops.punt_limit);
+  lsl_setint(L, d, "tx_filter", st.drops.tx_filter);
+  lsl_setint(L, d, "impair", st.drops.impair);
   lsl_setint(L, d, "bad_peer", st.drops.bad_peer);
   lsl_setint(L, d, "rx_error", st.drops.rx_error);
   lsl_setint(L, d, "framing", st.drops.framing);
@@ -111,6 +122,7 @@ static int p_info(lua_State *L) {
   lsl_setint(L, t, "mtu", in.cfg.mtu);
   lsl_setint(L, t, "txqlen", in.cfg.txqlen);
   lsl_setint(L, t, "queued", in.txq_len);
+  lsl_push_flags(L, t, &in.cfg);
   lua_pushstring(L, in.admin_up ? "up" : "down");
   lua_setfield(L, t, "admin");
   lua_pushstring(L, in.link_up ? "up" : "down");
@@ -170,12 +182,15 @@ static int p_state(lua_State *L) {
   return 3;
 }
 
-/* p:set { name =, mtu =, txqlen = } -> p; all or nothing */
+/* p:set { name =, mtu =, txqlen =, learning =, flood =, mcast_flood =, bcast_flood =,
+ *         isolated =, hairpin =, locked = } -> p; all or nothing */
 static int p_set(lua_State *L) {
   const char *fn = "set";
   lsl_port *p = lsl_check_port(L, 1);
   lsl_check_table(L, 2, fn);
-  static const char *const known[] = {"name", "mtu", "txqlen", NULL};
+  static const char *const known[] = {"name",    "mtu",         "txqlen",      "learning",
+                                      "flood",   "mcast_flood", "bcast_flood", "isolated",
+                                      "hairpin", "locked",      NULL};
   lsl_check_known(L, 2, fn, known);
   ls_port_info in;
   int err = ls_port_info_get(p->p, &in);
@@ -185,6 +200,7 @@ static int p_set(lua_State *L) {
   if (name) snprintf(cfg.name, sizeof(cfg.name), "%s", name);
   cfg.mtu = (uint32_t)lsl_opt_integer(L, 2, fn, "mtu", cfg.mtu, LS_MTU_MIN, LS_MTU_MAX);
   cfg.txqlen = (uint32_t)lsl_opt_integer(L, 2, fn, "txqlen", cfg.txqlen, 1, LS_TXQLEN_MAX);
+  lsl_read_flags(L, 2, fn, &cfg);
   err = ls_port_configure(p->p, &cfg);
   if (err == -EEXIST) lsl_opt_error(L, fn, "name", "a port named '%s' already exists", cfg.name);
   if (err) return lsl_fail(L, err, "set");
@@ -424,5 +440,6 @@ void lsl_open_port(lua_State *L) {
   lua_setfield(L, -2, "__name");
   lua_pop(L, 1);
   luaL_newlib(L, p_methods);
+  luaL_setfuncs(L, lsl_port_policy_methods, 0);
   lua_setfield(L, LUA_REGISTRYINDEX, LSL_PORT_METHODS);
 }

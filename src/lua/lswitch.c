@@ -19,10 +19,12 @@
 #include <string.h>
 
 static const char *const evict_names[] = {"refuse", "oldest", "port", NULL};
+static const char *const vlan_protocols[] = {"802.1q", "802.1ad", NULL};
 
 /* Fill cfg from an options table at idx, starting from the values already in cfg. */
 static void parse_config(lua_State *L, int idx, const char *fn, ls_switch_config *cfg) {
-  static const char *const known[] = {"name", "aging", "max_macs", "evict", NULL};
+  static const char *const known[] = {"name",       "aging",         "max_macs", "evict",
+                                      "vlan_aware", "vlan_protocol", "wire",     NULL};
   lsl_check_known(L, idx, fn, known);
   const char *name = lsl_opt_string(L, idx, fn, "name", NULL, LS_NAME_MAX - 1);
   if (name) snprintf(cfg->name, sizeof(cfg->name), "%s", name);
@@ -32,9 +34,15 @@ static void parse_config(lua_State *L, int idx, const char *fn, ls_switch_config
   cfg->max_macs =
       (uint32_t)lsl_opt_integer(L, idx, fn, "max_macs", cfg->max_macs, 1, LS_FDB_MAX_MACS);
   cfg->evict = lsl_opt_enum(L, idx, fn, "evict", cfg->evict, evict_names);
+  cfg->vlan_aware = lsl_opt_boolean(L, idx, fn, "vlan_aware", cfg->vlan_aware);
+  int proto = lsl_opt_enum(L, idx, fn, "vlan_protocol", cfg->vlan_tpid == LS_ETH_P_8021AD ? 1 : 0,
+                           vlan_protocols);
+  cfg->vlan_tpid = proto ? LS_ETH_P_8021AD : LS_ETH_P_8021Q;
+  cfg->wire = lsl_opt_boolean(L, idx, fn, "wire", cfg->wire);
 }
 
-/* luaswitch.switch { name =, aging =, max_macs =, evict = } */
+/* luaswitch.switch { name =, aging =, max_macs =, evict =, vlan_aware =, vlan_protocol =,
+ *                    wire = } */
 int lsl_switch_new(lua_State *L) {
   const char *fn = "luaswitch.switch";
   if (lua_isnoneornil(L, 1)) lua_newtable(L);
@@ -50,6 +58,7 @@ int lsl_switch_new(lua_State *L) {
   cfg.aging = LS_AGING_DEFAULT;
   cfg.max_macs = LS_MAX_MACS_DEFAULT;
   cfg.evict = LS_EVICT_OLDEST;
+  cfg.vlan_tpid = LS_ETH_P_8021Q;
   parse_config(L, 1, fn, &cfg);
   ls_runtime *rt = lsl_running(L);
 
@@ -100,7 +109,7 @@ static int sw_port(lua_State *L) {
   lsl_check_known(L, 2, fn, kind->options);
 
   ls_port_config cfg;
-  memset(&cfg, 0, sizeof(cfg));
+  ls_port_config_defaults(&cfg);
   lsl_port_args a;
   memset(&a, 0, sizeof(a));
   a.L = L;
@@ -111,6 +120,11 @@ static int sw_port(lua_State *L) {
   cfg.mtu = (uint32_t)lsl_opt_integer(L, 2, fn, "mtu", LS_MTU_DEFAULT, LS_MTU_MIN, LS_MTU_MAX);
   cfg.txqlen = (uint32_t)lsl_opt_integer(L, 2, fn, "txqlen", LS_TXQLEN_DEFAULT, 1, LS_TXQLEN_MAX);
   cfg.up = lsl_opt_boolean(L, 2, fn, "up", true);
+  lsl_read_flags(L, 2, fn, &cfg);
+  ls_port_vlan vlan;
+  bool has_vlan = lsl_field(L, 2, "vlan") != LUA_TNIL;
+  if (has_vlan) lsl_read_vlan(L, -1, "port: option 'vlan'", &vlan);
+  lua_pop(L, 1);
   /* Names are unique per switch. */
   if (a.name) {
     lua_getiuservalue(L, 1, 1);
@@ -129,6 +143,7 @@ static int sw_port(lua_State *L) {
   ls_port *p = kind->create(&a); /* reads the kind's options, raising before creating */
   if (!p) return lsl_fail(L, a.err, a.where);
   if (!a.name) snprintf(p->cfg.name, sizeof(p->cfg.name), "%s%u", kind->name, p->id);
+  if (has_vlan) p->vlan = vlan; /* not attached yet: the data plane does not see it */
   int err = ls_port_add(s->sw, p);
   if (err == -EMFILE)
     return lsl_fail(L, err, "limit of " LS_STR(LS_MAX_PORTS) " ports per switch reached");
@@ -315,6 +330,12 @@ static void push_config(lua_State *L, const ls_switch_config *cfg) {
   lua_setfield(L, -2, "max_macs");
   lua_pushstring(L, evict_names[cfg->evict]);
   lua_setfield(L, -2, "evict");
+  lua_pushboolean(L, cfg->vlan_aware);
+  lua_setfield(L, -2, "vlan_aware");
+  lua_pushstring(L, vlan_protocols[cfg->vlan_tpid == LS_ETH_P_8021AD ? 1 : 0]);
+  lua_setfield(L, -2, "vlan_protocol");
+  lua_pushboolean(L, cfg->wire);
+  lua_setfield(L, -2, "wire");
 }
 
 /* sw:config() -> { name =, aging =, max_macs =, evict = } */
@@ -422,5 +443,6 @@ void lsl_open_switch(lua_State *L) {
   lua_setfield(L, -2, "__name");
   lua_pop(L, 1);
   luaL_newlib(L, sw_methods);
+  luaL_setfuncs(L, lsl_switch_policy_methods, 0);
   lua_setfield(L, LUA_REGISTRYINDEX, LSL_SWITCH_METHODS);
 }

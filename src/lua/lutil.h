@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "runtime.h"
+#include "port.h"
 #include "switch.h"
 
 #define LSL_RUNTIME "luaswitch.runtime"            /* metatable */
@@ -102,6 +103,16 @@ void lsl_port_mark_closed(lua_State *L, int idx);
 void lsl_mark_all_closed(lua_State *L);
 /* Mark a switch (at idx) and its ports closed. */
 void lsl_switch_mark_closed(lua_State *L, int idx);
+
+/* Port flags (learning, flood, ...; lpolicy.c): read the ones present in the options
+ * table at idx into c; push them all into the table at t. */
+extern const char *const lsl_flag_names[];
+void lsl_read_flags(lua_State *L, int idx, const char *fn, ls_port_config *c);
+void lsl_push_flags(lua_State *L, int t, const ls_port_config *c);
+/* A VLAN setting (a VLAN id, or a table) at idx; raises on a bad one. */
+void lsl_read_vlan(lua_State *L, int idx, const char *fn, ls_port_vlan *v);
+extern const luaL_Reg lsl_port_policy_methods[];
+extern const luaL_Reg lsl_switch_policy_methods[];
 
 /* Registration of the types (each file). */
 void lsl_open_switch(lua_State *L);
