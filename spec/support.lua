@@ -23,7 +23,7 @@ function S.frame(src, dst, opts)
   return frame.ethernet {
     src = type(src) == "number" and frame.mac(src) or src,
     dst = type(dst) == "number" and frame.mac(dst) or dst,
-    type = opts.type, vlan = opts.vlan,
+    type = opts.type, vlan = opts.vlan, pcp = opts.pcp,
     payload = opts.payload or "luaswitch spec",
     size = opts.size or 60,
   }

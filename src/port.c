@@ -503,7 +503,7 @@ static int cmd_info(ls_runtime *rt, ls_cmd *cmd) {
   o->id = p->id;
   o->cfg = p->cfg;
   o->admin_up = p->admin_up;
-  o->link_up = p->link_up;
+  o->link_up = p->link_up && !p->imp_down;
   o->txq_len = p->txq_len;
   o->offloads = p->offloads;
   o->vni = -1;

@@ -185,7 +185,7 @@ struct ls_port {
 typedef struct ls_port_info {
   uint32_t id;
   ls_port_config cfg;
-  bool admin_up, link_up;
+  bool admin_up, link_up; /* link_up is false while an impairment cuts the link */
   bool offloads;
   uint32_t txq_len;
   char path[128];
