@@ -38,6 +38,7 @@ describe("filters", function()
   end)
 
   after_each(function()
+    for _, p in pairs(ports) do if not p.closed then S.check_counters(p) end end
     for _, ep in pairs(eps) do ep:close() end
     sw:close()
   end)
@@ -226,6 +227,25 @@ describe("filters", function()
     assert.equal(3, eps.c:recv(1):byte(15))
   end)
 
+  it("replaces rule sets and flags and reads them back while traffic flows, losing no frame", function()
+    local sink = eps.b:start_receiving()
+    local job = eps.a:start_sending { frame = marked(1, 2, 0), count = 30000 }
+    for i = 1, 60 do
+      local rules = { { match = "ether[14] = 0", action = "count" } }
+      if i % 2 == 0 then rules[2] = { match = "ether[14] = 200", action = "drop" } end
+      ports.a:filter("in", rules)
+      ports.c:set { flood = i % 2 == 0 }
+      local back = ports.a:filter("in")
+      assert.equal(#rules, #back)
+      assert.is_true(back[1].matches <= 30000)
+      assert.equal(i % 2 == 0, ports.c:info().flood)
+    end
+    job:wait()
+    S.eventually(function() return sink:progress() >= 30000 end, 10, "30000 frames")
+    assert.equal(30000, sink:stop().frames)
+    assert.equal(0, ports.a:stats().drops.filter)
+  end)
+
   it("sends a frame from Lua straight to a port's peer", function()
     local f = marked(9, 1, 77)
     assert.equal(ports.c, ports.c:send(f))
@@ -314,6 +334,7 @@ describe("explain", function()
     assert.equal(10, x.vlan)
     x = sw:explain(marked(5, S.BCAST, 0, { vlan = 40 }), ports.t)
     assert.same({ "drop", "tagged with a VLAN the port does not carry" }, { x.verdict, x.reason })
+    for _, p in pairs(ports) do S.check_counters(p) end
     for _, ep in pairs(eps) do ep:close() end
     sw:close()
   end)
@@ -328,6 +349,7 @@ describe("bad policy input", function()
   end)
 
   after_each(function()
+    for _, p in pairs(ports) do if not p.closed then S.check_counters(p) end end
     for _, ep in pairs(eps) do ep:close() end
     sw:close()
   end)

@@ -31,6 +31,7 @@ describe("VLANs", function()
   end)
 
   after_each(function()
+    for _, p in pairs(ports) do if not p.closed then S.check_counters(p) end end
     for _, ep in pairs(eps) do ep:close() end
     sw:close()
   end)
@@ -180,6 +181,7 @@ describe("port flags", function()
   end)
 
   after_each(function()
+    for _, p in pairs(ports) do if not p.closed then S.check_counters(p) end end
     for _, ep in pairs(eps) do ep:close() end
     sw:close()
   end)

@@ -196,10 +196,11 @@ static void impair_waiting(ls_port *p, ls_impair *im) {
 }
 
 static void impair_one(ls_port *p, ls_impair *im, ls_buf *b, uint32_t payload,
-                       ls_impair_emit_fn emit) {
-  uint64_t before = impair_drops(im);
+                       ls_impair_emit_fn emit, uint64_t *dropped, uint64_t *duplicated) {
+  uint64_t before = impair_drops(im), dups = im->st.duplicated;
   ls_impair_frame(im, &p->rt->pool, b, payload, p->rt->now, emit, p);
-  p->st.drops.impair += impair_drops(im) - before;
+  *dropped += impair_drops(im) - before;
+  *duplicated += im->st.duplicated - dups;
   if (ls_impair_waiting(im)) impair_waiting(p, im);
 }
 
@@ -211,7 +212,8 @@ static void impaired_in(void *ctx, ls_buf *b, uint32_t payload) {
 }
 
 void ls_port_impair_in(ls_port *in, ls_buf *b, uint32_t payload) {
-  impair_one(in, in->imp[LS_DIR_IN], b, payload, impaired_in);
+  impair_one(in, in->imp[LS_DIR_IN], b, payload, impaired_in, &in->st.drops.impair,
+             &in->st.rx_duplicated);
 }
 
 static void unlist_impaired(ls_port *p) {
@@ -259,7 +261,8 @@ bool ls_port_enqueue(ls_port *p, ls_buf *b, uint32_t payload) {
     return false;
   }
   if (LS_UNLIKELY(p->imp[LS_DIR_OUT] != NULL)) {
-    impair_one(p, p->imp[LS_DIR_OUT], b, payload, impaired_out);
+    impair_one(p, p->imp[LS_DIR_OUT], b, payload, impaired_out, &p->st.drops.tx_impair,
+               &p->st.tx_duplicated);
     return true;
   }
   return txq_push(p, b);

@@ -59,16 +59,17 @@ typedef struct ls_port_drops {
   uint64_t police;     /* an ingress policer dropped it */
   uint64_t punted;     /* handed to Lua by a punt rule (not forwarded) */
   uint64_t punt_limit; /* a punt rule over its rate */
-  uint64_t bad_peer;   /* datagram from an address that is not this port's peer (not a frame) */
-  uint64_t rx_error;   /* receive errors */
-  uint64_t framing;    /* stream: a length out of range (the connection was closed) */
-  uint64_t encap;      /* vxlan: short datagram, bad flags or reserved bits, other VNI */
+  uint64_t impair;   /* the receive impairment dropped it (loss, bound, MTU), or the link is cut */
+  uint64_t bad_peer; /* datagram from an address that is not this port's peer (not a frame) */
+  uint64_t rx_error; /* receive errors */
+  uint64_t framing;  /* stream: a length out of range (the connection was closed) */
+  uint64_t encap;    /* vxlan: short datagram, bad flags or reserved bits, other VNI */
   /* connections to a listening port (vde) that were closed without becoming its peer */
   uint64_t bad_request; /* did not speak the protocol (bad magic/version, short, late) */
   uint64_t busy;        /* arrived while the port already had its one client */
   /* transmit side: a frame queued to this port that did not reach the peer */
   uint64_t tx_filter;    /* an egress rule dropped it (drop, police, punt) */
-  uint64_t impair;       /* an impairment dropped it (loss, queue bound, MTU clamp, link down) */
+  uint64_t tx_impair;    /* the send impairment dropped it (loss, queue bound, MTU clamp) */
   uint64_t tx_full;      /* queue at its bound */
   uint64_t tx_mtu;       /* payload above this port's MTU */
   uint64_t tx_error;     /* the peer refused it (e.g. too big for its buffer) */
@@ -85,6 +86,8 @@ typedef struct ls_port_stats {
   uint64_t rx_control;          /* non-frame datagrams consumed (vfkit "VFKT") */
   uint64_t injected;            /* frames Lua injected as if received (port:inject) */
   uint64_t sent;                /* frames Lua queued for the peer (port:send) */
+  uint64_t rx_duplicated;       /* extra copies a receive impairment made */
+  uint64_t tx_duplicated;       /* extra copies a send impairment made */
   uint64_t hangups;             /* times the peer went away */
   ls_port_drops drops;
 } ls_port_stats;

@@ -74,6 +74,8 @@ static int p_stats(lua_State *L) {
   lsl_setint(L, t, "rx_control", st.rx_control);
   lsl_setint(L, t, "injected", st.injected);
   lsl_setint(L, t, "sent", st.sent);
+  lsl_setint(L, t, "rx_duplicated", st.rx_duplicated);
+  lsl_setint(L, t, "tx_duplicated", st.tx_duplicated);
   lsl_setint(L, t, "hangups", st.hangups);
   lua_createtable(L, 0, 16);
   int d = lua_gettop(L);
@@ -90,6 +92,7 @@ static int p_stats(lua_State *L) {
   lsl_setint(L, d, "punt_limit", st.drops.punt_limit);
   lsl_setint(L, d, "tx_filter", st.drops.tx_filter);
   lsl_setint(L, d, "impair", st.drops.impair);
+  lsl_setint(L, d, "tx_impair", st.drops.tx_impair);
   lsl_setint(L, d, "bad_peer", st.drops.bad_peer);
   lsl_setint(L, d, "rx_error", st.drops.rx_error);
   lsl_setint(L, d, "framing", st.drops.framing);
