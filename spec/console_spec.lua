@@ -100,9 +100,10 @@ describe("luaswitch.console", function()
   it("completes globals, fields and methods, through the method tables of switches and ports", function()
     _G.spec_sw, _G.spec_port, _G.spec_ep = sw, ports.a, eps.a
     finally(function() _G.spec_sw, _G.spec_port, _G.spec_ep = nil, nil, nil end)
-    assert.same({ "spec_sw:fdb", "spec_sw:fdb_add", "spec_sw:fdb_del", "spec_sw:fdb_flush" },
-      console.complete("spec_sw:fd"))
-    assert.same({ "spec_sw:fdb_add", "spec_sw:fdb_del", "spec_sw:fdb_flush" }, console.complete("spec_sw:fdb_"))
+    local fdb_methods = { "spec_sw:fdb_add", "spec_sw:fdb_del", "spec_sw:fdb_flush", "spec_sw:fdb_load",
+      "spec_sw:fdb_restore", "spec_sw:fdb_save", "spec_sw:fdb_snapshot" }
+    assert.same({ "spec_sw:fdb", table.unpack(fdb_methods) }, console.complete("spec_sw:fd"))
+    assert.same(fdb_methods, console.complete("spec_sw:fdb_"))
     assert.same({ "spec_sw.name" }, console.complete("spec_sw.na"))
     assert.same({ "spec_port:state", "spec_port:stats" }, console.complete("spec_port:sta"))
     assert.same({ "spec_port.switch" }, console.complete("spec_port.swi"))

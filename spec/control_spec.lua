@@ -200,7 +200,8 @@ print(sorted(s["ports"]), s["ports"]["a"]["rx_frames"] > 0, s["stats"]["fdb"]["e
     assert.equal('{"ok":true,"result":null,"output":"1\\n2\\n"}', lines[2])
     assert.equal('{"ok":true,"result":"luaswitch.switch \\"lab\\" (3 ports)"}', lines[3])
     assert.matches('^{"ok":true,"result":"mac +vlan +port +age +hits +static +sticky\\n02:00:00:00:00:01 ', lines[4])
-    assert.equal('{"ok":true,"result":["sw:fdb_add","sw:fdb_del","sw:fdb_flush"]}', lines[5])
+    assert.equal('{"ok":true,"result":["sw:fdb_add","sw:fdb_del","sw:fdb_flush","sw:fdb_load",' ..
+      '"sw:fdb_restore","sw:fdb_save","sw:fdb_snapshot"]}', lines[5])
     assert.equal('{"ok":true,"result":["luaswitch.switch","luaswitch.switches"]}', lines[6])
     assert.equal([[{"ok":false,"error":"request:1: 'end' expected near <eof>","incomplete":true}]], lines[7])
     assert.matches([[^{"ok":false,"error":"request:1: boom","traceback":"request:1: boom\nstack traceback:]], lines[8])

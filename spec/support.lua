@@ -146,7 +146,7 @@ function S.record(sw, types)
 end
 
 local RX_DROPS = { "runt", "oversize", "down", "no_dest", "link_local", "vlan", "locked", "filter",
-  "police", "punted", "punt_limit", "impair" }
+  "police", "punted", "punt_limit", "impair", "admission", "refused" }
 local TX_DROPS = { "tx_filter", "tx_impair", "tx_full", "tx_mtu", "tx_error", "tx_down", "no_remote",
   "capture_full" }
 

@@ -15,15 +15,19 @@
 #include <stdint.h>
 
 enum ls_event_type {
-  LS_EV_LEARN = 1, /* mac, vlan, port */
-  LS_EV_MOVE,      /* mac, vlan, port (new), port2 (old) */
-  LS_EV_AGE,       /* mac, vlan, port, value = age in ns */
-  LS_EV_EVICT,     /* mac, vlan, port */
-  LS_EV_PORT,      /* port, state (1 up / 0 down), reason */
-  LS_EV_ERROR,     /* port (or 0), value = negative errno, reason = where */
-  LS_EV_PUNT,      /* port, state = direction (0 in, 1 out), port2 = rule (1-based),
-                      value = (ls_frame_blob *) the frame, owned by the event */
-  LS_EV_SAMPLE,    /* as LS_EV_PUNT: a copy of a frame that was also forwarded */
+  LS_EV_LEARN = 1,  /* mac, vlan, port */
+  LS_EV_MOVE,       /* mac, vlan, port (new), port2 (old), value = moves folded into it */
+  LS_EV_AGE,        /* mac, vlan, port, value = age in ns */
+  LS_EV_EVICT,      /* mac, vlan, port */
+  LS_EV_PORT,       /* port, state (1 up / 0 down), reason */
+  LS_EV_ERROR,      /* port (or 0), value = negative errno, reason = where */
+  LS_EV_PUNT,       /* port, state = direction (0 in, 1 out), port2 = rule (1-based),
+                       value = (ls_frame_blob *) the frame, owned by the event */
+  LS_EV_SAMPLE,     /* as LS_EV_PUNT: a copy of a frame that was also forwarded */
+  LS_EV_TABLE_FULL, /* mac, vlan, port: learning refused (state 0: the switch's cap, 1: the
+                       port's); value = refusals this event stands for */
+  LS_EV_ADMIT,      /* mac, vlan, port: a new source MAC waits for the admission policy */
+  LS_EV_REFUSE,     /* mac, vlan, port: the admission policy refused it */
 };
 
 /* The bytes of a punted or sampled frame. Allocated by the data plane, freed by whoever

@@ -187,6 +187,12 @@ static uint32_t entry_alloc(ls_fdb *f) {
   return i;
 }
 
+static uint8_t class_of(const ls_fdb *f, uint64_t key) {
+  return f->vlan_cls ? f->vlan_cls[ls_fdb_key_vlan(key)] : 0;
+}
+
+#define LRU(f, e) (&(f)->cls[(e)->cls])
+
 static uint32_t insert(ls_fdb *f, uint64_t key, ls_fdb_owner *o, uint16_t flags, uint64_t now) {
   uint32_t i = entry_alloc(f);
   ls_fdb_entry *e = &f->ent[i];
@@ -202,7 +208,8 @@ static uint32_t insert(ls_fdb *f, uint64_t key, ls_fdb_owner *o, uint16_t flags,
     o->nstatic++;
     f->nstatic++;
   } else {
-    glist_push_tail(f, &f->lru_head, &f->lru_tail, i);
+    e->cls = class_of(f, key);
+    glist_push_tail(f, &LRU(f, e)->head, &LRU(f, e)->tail, i);
     olist_push_tail(f, o, i);
     o->dyn++;
     f->dyn++;
@@ -222,7 +229,7 @@ static void remove_entry(ls_fdb *f, uint32_t i, int note, uint64_t now) {
     o->nstatic--;
     f->nstatic--;
   } else {
-    glist_unlink(f, &f->lru_head, &f->lru_tail, i);
+    glist_unlink(f, &LRU(f, e)->head, &LRU(f, e)->tail, i);
     olist_unlink(f, o, i);
     o->dyn--;
     f->dyn--;
@@ -236,10 +243,20 @@ static void remove_entry(ls_fdb *f, uint32_t i, int note, uint64_t now) {
   f->free_head = i;
 }
 
+/* The oldest learned entry of all (the oldest of the class heads). */
+static uint32_t oldest(const ls_fdb *f) {
+  uint32_t best = LS_NONE;
+  for (uint32_t c = 0; c < f->ncls; c++) {
+    uint32_t h = f->cls[c].head;
+    if (h != LS_NONE && (best == LS_NONE || f->ent[h].seen < f->ent[best].seen)) best = h;
+  }
+  return best;
+}
+
 /* Pick a learned entry to evict: the oldest overall, or the oldest of the biggest owner. */
 static uint32_t pick_victim(const ls_fdb *f, int policy) {
   if (policy == LS_EVICT_PORT && f->heap_len > 0 && f->heap[0]->dyn > 0) return f->heap[0]->head;
-  return f->lru_head;
+  return oldest(f);
 }
 
 /* ---- public API --------------------------------------------------------------------------- */
@@ -251,14 +268,25 @@ static uint64_t granule_for(uint64_t aging) {
   return g ? g : 1;
 }
 
+/* The refresh granule: fine enough for the shortest aging time of any class. */
+static void update_granule(ls_fdb *f) {
+  uint64_t g = GRANULE_MAX;
+  for (uint32_t c = 0; c < f->ncls; c++) {
+    uint64_t gc = granule_for(f->cls[c].aging);
+    if (gc < g) g = gc;
+  }
+  f->granule = g;
+}
+
 int ls_fdb_init(ls_fdb *f, uint32_t max, uint64_t aging_ns, int evict, uint64_t salt) {
   memset(f, 0, sizeof(*f));
   f->free_head = LS_NONE;
-  f->lru_head = f->lru_tail = LS_NONE;
+  f->cls[0].head = f->cls[0].tail = LS_NONE;
+  f->cls[0].aging = aging_ns;
+  f->ncls = 1;
   f->st_head = f->st_tail = LS_NONE;
   f->max = max;
-  f->aging = aging_ns;
-  f->granule = granule_for(aging_ns);
+  update_granule(f);
   f->evict = evict;
   f->salt = salt;
   f->slots = calloc(INITIAL_SLOTS, sizeof(*f->slots));
@@ -268,6 +296,7 @@ int ls_fdb_init(ls_fdb *f, uint32_t max, uint64_t aging_ns, int evict, uint64_t 
 }
 
 void ls_fdb_fini(ls_fdb *f) {
+  free(f->vlan_cls);
   free(f->slots);
   free(f->ent);
   free(f->heap);
@@ -289,6 +318,7 @@ int ls_fdb_owner_add(ls_fdb *f, ls_fdb_owner *o) {
   }
   o->head = o->tail = o->shead = LS_NONE;
   o->dyn = o->nstatic = 0;
+  o->max = 0;
   o->heap_pos = f->heap_len;
   f->heap[f->heap_len++] = o;
   return 0;
@@ -313,15 +343,29 @@ void ls_fdb_refresh(ls_fdb *f, ls_fdb_entry *e, uint64_t now) {
   e->seen = now;
   if (e->flags & LS_FDB_STATIC) return;
   uint32_t i = (uint32_t)(e - f->ent);
-  if (f->lru_tail != i) {
-    glist_unlink(f, &f->lru_head, &f->lru_tail, i);
-    glist_push_tail(f, &f->lru_head, &f->lru_tail, i);
+  ls_fdb_class *c = LRU(f, e);
+  if (c->tail != i) {
+    glist_unlink(f, &c->head, &c->tail, i);
+    glist_push_tail(f, &c->head, &c->tail, i);
   }
   ls_fdb_owner *o = e->owner;
   if (o->tail != i) {
     olist_unlink(f, o, i);
     olist_push_tail(f, o, i);
   }
+}
+
+/* o is at its own cap: make room (its oldest goes), or refuse. True if there is room. */
+static bool owner_room(ls_fdb *f, ls_fdb_owner *o, uint64_t now) {
+  if (!o->max || o->dyn < o->max) return true;
+  if (f->evict == LS_EVICT_REFUSE || o->head == LS_NONE) {
+    f->stats.refused++;
+    f->stats.refused_owner++;
+    return false;
+  }
+  remove_entry(f, o->head, LS_FDB_EVICT, now);
+  f->stats.evicted++;
+  return true;
 }
 
 int ls_fdb_learn_slow(ls_fdb *f, uint64_t key, ls_fdb_owner *o, uint64_t now) {
@@ -331,6 +375,7 @@ int ls_fdb_learn_slow(ls_fdb *f, uint64_t key, ls_fdb_owner *o, uint64_t now) {
       f->stats.pinned++;
       return LS_LEARN_PINNED;
     }
+    if (!owner_room(f, o, now)) return LS_LEARN_REFUSED_OWNER;
     uint32_t i = (uint32_t)(e - f->ent);
     ls_fdb_owner *old = e->owner;
     olist_unlink(f, old, i);
@@ -341,14 +386,16 @@ int ls_fdb_learn_slow(ls_fdb *f, uint64_t key, ls_fdb_owner *o, uint64_t now) {
     o->dyn++;
     heap_up(f, o->heap_pos);
     e->seen = now;
-    if (f->lru_tail != i) {
-      glist_unlink(f, &f->lru_head, &f->lru_tail, i);
-      glist_push_tail(f, &f->lru_head, &f->lru_tail, i);
+    ls_fdb_class *c = LRU(f, e);
+    if (c->tail != i) {
+      glist_unlink(f, &c->head, &c->tail, i);
+      glist_push_tail(f, &c->head, &c->tail, i);
     }
     f->stats.moved++;
     if (f->notify) f->notify(f->notify_ctx, LS_FDB_MOVE, e, old, now);
     return LS_LEARN_MOVED;
   }
+  if (!owner_room(f, o, now)) return LS_LEARN_REFUSED_OWNER;
   if (f->dyn >= f->max) {
     uint32_t v = f->evict == LS_EVICT_REFUSE ? LS_NONE : pick_victim(f, f->evict);
     if (v == LS_NONE) {
@@ -432,26 +479,113 @@ uint32_t ls_fdb_flush(ls_fdb *f, const ls_fdb_filter *flt) {
 }
 
 uint32_t ls_fdb_age(ls_fdb *f, uint64_t now, uint32_t budget) {
-  if (f->aging == 0) return 0;
   uint32_t n = 0;
-  while (n < budget && f->lru_head != LS_NONE) {
-    ls_fdb_entry *e = &f->ent[f->lru_head];
-    if (e->seen + f->aging > now) break;
-    remove_entry(f, f->lru_head, LS_FDB_AGE, now);
-    n++;
+  for (uint32_t c = 0; c < f->ncls; c++) {
+    ls_fdb_class *k = &f->cls[c];
+    if (k->aging == 0) continue;
+    while (n < budget && k->head != LS_NONE) {
+      ls_fdb_entry *e = &f->ent[k->head];
+      if (e->seen + k->aging > now) break;
+      remove_entry(f, k->head, LS_FDB_AGE, now);
+      n++;
+    }
   }
   f->stats.aged += n;
   return n;
 }
 
 uint64_t ls_fdb_next_expiry(const ls_fdb *f) {
-  if (f->aging == 0 || f->lru_head == LS_NONE) return UINT64_MAX;
-  return f->ent[f->lru_head].seen + f->aging;
+  uint64_t next = UINT64_MAX;
+  for (uint32_t c = 0; c < f->ncls; c++) {
+    const ls_fdb_class *k = &f->cls[c];
+    if (k->aging == 0 || k->head == LS_NONE) continue;
+    uint64_t t = f->ent[k->head].seen + k->aging;
+    if (t < next) next = t;
+  }
+  return next;
 }
 
 void ls_fdb_set_aging(ls_fdb *f, uint64_t aging_ns) {
-  f->aging = aging_ns;
-  f->granule = granule_for(aging_ns);
+  f->cls[0].aging = aging_ns;
+  update_granule(f);
+}
+
+bool ls_fdb_vlan_aging(const ls_fdb *f, uint16_t vlan, uint64_t *aging_ns) {
+  uint8_t c = f->vlan_cls ? f->vlan_cls[vlan & 0xfff] : 0;
+  if (c == 0) return false;
+  *aging_ns = f->cls[c].aging;
+  return true;
+}
+
+/* Append to class dst, in order, the entries of class src that satisfy keep (vlan < 0:
+ * all of them), merging by last-seen time with what dst already holds. */
+static void move_entries(ls_fdb *f, uint32_t src, uint32_t dst, int vlan) {
+  ls_fdb_class *s = &f->cls[src], *d = &f->cls[dst];
+  /* Take the matching entries out of src, keeping their order. */
+  uint32_t mh = LS_NONE, mt = LS_NONE;
+  for (uint32_t i = s->head; i != LS_NONE;) {
+    uint32_t next = f->ent[i].next;
+    if (vlan < 0 || ls_fdb_key_vlan(f->ent[i].key) == (uint16_t)vlan) {
+      glist_unlink(f, &s->head, &s->tail, i);
+      glist_push_tail(f, &mh, &mt, i);
+    }
+    i = next;
+  }
+  /* Merge the two ordered lists into dst. */
+  uint32_t a = d->head, b = mh;
+  d->head = d->tail = LS_NONE;
+  while (a != LS_NONE || b != LS_NONE) {
+    uint32_t i;
+    if (b == LS_NONE || (a != LS_NONE && f->ent[a].seen <= f->ent[b].seen)) {
+      i = a;
+      a = f->ent[a].next;
+    } else {
+      i = b;
+      b = f->ent[b].next;
+    }
+    f->ent[i].cls = (uint8_t)dst;
+    glist_push_tail(f, &d->head, &d->tail, i);
+  }
+}
+
+int ls_fdb_set_vlan_aging(ls_fdb *f, uint16_t vlan, uint64_t aging_ns, bool clear) {
+  vlan &= 0xfff;
+  uint8_t c = f->vlan_cls ? f->vlan_cls[vlan] : 0;
+  if (clear) {
+    if (c == 0) return 0;
+    move_entries(f, c, 0, -1);
+    f->vlan_cls[vlan] = 0;
+    /* Keep the classes dense: the last one takes the freed number. */
+    uint32_t last = f->ncls - 1;
+    if (c != last) {
+      f->cls[c] = f->cls[last];
+      for (uint32_t i = f->cls[c].head; i != LS_NONE; i = f->ent[i].next) f->ent[i].cls = c;
+      f->vlan_cls[f->cls[c].vlan] = c;
+    }
+    f->ncls--;
+    update_granule(f);
+    return 0;
+  }
+  if (c == 0) {
+    if (f->ncls == LS_FDB_CLASSES) return -ENOSPC;
+    if (!f->vlan_cls && !(f->vlan_cls = calloc(4096, 1))) return -ENOMEM;
+    c = (uint8_t)f->ncls++;
+    f->cls[c].head = f->cls[c].tail = LS_NONE;
+    f->cls[c].vlan = vlan;
+    f->vlan_cls[vlan] = c;
+    move_entries(f, 0, c, vlan);
+  }
+  f->cls[c].aging = aging_ns;
+  update_granule(f);
+  return 0;
+}
+
+void ls_fdb_set_owner_max(ls_fdb *f, ls_fdb_owner *o, uint32_t max, uint64_t now) {
+  o->max = max;
+  while (max && o->dyn > max && o->head != LS_NONE) {
+    remove_entry(f, o->head, LS_FDB_EVICT, now);
+    f->stats.evicted++;
+  }
 }
 
 void ls_fdb_set_evict(ls_fdb *f, int evict) {
@@ -492,19 +626,25 @@ const char *ls_fdb_check(const ls_fdb *f) {
     if (f->slots[i].key) nslots++;
   if (nslots != f->count) return "slot count mismatch";
   if ((uint64_t)f->count * 2 > (uint64_t)f->mask + 1) return "load factor above 1/2";
-  /* Global LRU: every dynamic entry, ordered by seen. */
+  /* LRU lists: every dynamic entry on its class's list, each ordered by seen. */
   uint32_t n = 0, prev = LS_NONE;
-  uint64_t last = 0;
-  for (uint32_t i = f->lru_head; i != LS_NONE; i = f->ent[i].next) {
-    const ls_fdb_entry *e = &f->ent[i];
-    if (!e->key || (e->flags & LS_FDB_STATIC)) return "bad entry on LRU";
-    if (e->prev != prev) return "LRU back link broken";
-    if (e->seen < last) return "LRU not ordered by last-seen time";
-    last = e->seen;
-    prev = i;
-    if (++n > f->count) return "LRU cycle";
+  if (f->ncls < 1 || f->ncls > LS_FDB_CLASSES) return "bad class count";
+  for (uint32_t c = 0; c < f->ncls; c++) {
+    uint64_t last = 0;
+    prev = LS_NONE;
+    if (c > 0 && (!f->vlan_cls || f->vlan_cls[f->cls[c].vlan] != c)) return "class map wrong";
+    for (uint32_t i = f->cls[c].head; i != LS_NONE; i = f->ent[i].next) {
+      const ls_fdb_entry *e = &f->ent[i];
+      if (!e->key || (e->flags & LS_FDB_STATIC)) return "bad entry on LRU";
+      if (e->cls != c || class_of(f, e->key) != c) return "entry on the wrong class list";
+      if (e->prev != prev) return "LRU back link broken";
+      if (e->seen < last) return "LRU not ordered by last-seen time";
+      last = e->seen;
+      prev = i;
+      if (++n > f->count) return "LRU cycle";
+    }
+    if (prev != f->cls[c].tail) return "LRU tail wrong";
   }
-  if (prev != f->lru_tail) return "LRU tail wrong";
   if (n != f->dyn) return "LRU length mismatch";
   /* Owners: counts, lists, heap order. */
   uint32_t odyn = 0, ost = 0;

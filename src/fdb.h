@@ -13,17 +13,24 @@
  *    costs one slot probe and one entry read. The hash is salted per table so that an
  *    attacker choosing source MACs cannot aim them at one probe chain.
  *  - Aging must cost O(entries that expire), not a sweep of the table. Dynamic entries
- *    sit on one LRU list ordered by last-seen time; expiry walks from the head and
+ *    sit on an LRU list ordered by last-seen time; expiry walks from the head and
  *    stops at the first live entry (as Open vSwitch's mac-learning does). Keeping the
  *    list ordered means moving an entry to the tail when it is seen again; to keep that
  *    off most frames, "seen" is advanced only when it is at least `granule` old
  *    (10 ms, or less for very short aging times), so the last-seen time is exact to the
  *    granule and the per-frame cost is one compare.
+ *  - Aging can differ per VLAN. Entries are grouped in aging classes — class 0 with the
+ *    table's aging time, and one class per VLAN given its own (at most
+ *    LS_FDB_CLASSES - 1) — each with its own LRU list, so every list stays ordered and
+ *    expiry still stops at the first live entry of each. Giving a VLAN its own aging
+ *    moves its entries to a new list in order; taking it back merges the two lists.
  *  - The table is capped (max_macs, counting learned entries; static entries are
  *    configuration and do not count). A full table either refuses the new address or
  *    evicts: the globally oldest entry, or the oldest entry of the owner with the most
  *    entries (Open vSwitch's fair policy, which keeps one flooding port from pushing
  *    everyone else out). Owners are kept in a max-heap by entry count for the latter.
+ *    An owner may have its own cap too: at it, a new address either is refused (policy
+ *    "refuse") or replaces that owner's oldest entry.
  *  - Memory stays flat at the cap: entries are recycled through a free list and the
  *    arrays only grow (doubling) until they fit the cap.
  *
@@ -44,6 +51,7 @@
 #define LS_FDB_MAX_MACS (1u << 24)   /* documented limit on max_macs */
 #define LS_FDB_MAX_STATIC (1u << 20) /* limit on static + sticky entries */
 #define LS_FDB_KEY_VALID (1ULL << 63)
+#define LS_FDB_CLASSES 64 /* aging classes: the table's, and up to 63 VLANs with their own */
 
 enum ls_fdb_flags { LS_FDB_STATIC = 1, LS_FDB_STICKY = 2 };
 
@@ -53,11 +61,12 @@ enum ls_fdb_note { LS_FDB_LEARN, LS_FDB_MOVE, LS_FDB_AGE, LS_FDB_EVICT };
 
 /* Result of ls_fdb_learn(). */
 enum ls_fdb_result {
-  LS_LEARN_KNOWN = 0,   /* already there, same owner */
-  LS_LEARN_NEW = 1,     /* inserted (possibly after an eviction) */
-  LS_LEARN_MOVED = 2,   /* moved from another owner */
-  LS_LEARN_REFUSED = 3, /* table full and the policy refused it */
-  LS_LEARN_PINNED = 4,  /* static or sticky entry on another owner: not moved */
+  LS_LEARN_KNOWN = 0,         /* already there, same owner */
+  LS_LEARN_NEW = 1,           /* inserted (possibly after an eviction) */
+  LS_LEARN_MOVED = 2,         /* moved from another owner */
+  LS_LEARN_REFUSED = 3,       /* table full and the policy refused it */
+  LS_LEARN_PINNED = 4,        /* static or sticky entry on another owner: not moved */
+  LS_LEARN_REFUSED_OWNER = 5, /* the owner is at its own cap and the policy refused it */
 };
 
 /* Per-owner (per-port) bookkeeping; embed one in each port. */
@@ -66,6 +75,7 @@ typedef struct ls_fdb_owner {
   uint32_t shead;        /* this owner's static entries (singly ordered by insertion) */
   uint32_t dyn, nstatic; /* counts */
   uint32_t heap_pos;     /* index in the fairness heap */
+  uint32_t max;          /* cap on this owner's learned entries, 0: none */
 } ls_fdb_owner;
 
 typedef struct ls_fdb_entry {
@@ -76,11 +86,20 @@ typedef struct ls_fdb_entry {
   uint32_t prev, next;   /* global LRU list (dynamic) / global static list / free list */
   uint32_t oprev, onext; /* owner's list */
   uint16_t flags;
+  uint8_t cls; /* aging class (dynamic entries) */
 } ls_fdb_entry;
 
 typedef struct ls_fdb_stats {
   uint64_t learned, moved, aged, evicted, refused, pinned, deleted;
+  uint64_t refused_owner; /* refused by an owner's cap (also counted in refused) */
 } ls_fdb_stats;
+
+/* An aging class: its dynamic entries oldest first, and their aging time. */
+typedef struct ls_fdb_class {
+  uint32_t head, tail;
+  uint64_t aging; /* ns; 0 = never */
+  uint16_t vlan;  /* classes > 0: the VLAN */
+} ls_fdb_class;
 
 typedef struct ls_fdb_slot {
   uint64_t key;
@@ -100,10 +119,11 @@ typedef struct ls_fdb {
   uint32_t dyn;   /* learned (dynamic + sticky) entries: these count toward max */
   uint32_t nstatic;
   uint32_t max;
-  uint32_t lru_head, lru_tail; /* dynamic entries, oldest first */
-  uint32_t st_head, st_tail;   /* static entries */
-  uint64_t aging;              /* ns; 0 = never */
-  uint64_t granule;
+  ls_fdb_class cls[LS_FDB_CLASSES]; /* [0]: the table's aging (cls[0].aging) */
+  uint32_t ncls;
+  uint8_t *vlan_cls;         /* VLAN -> class (4096 bytes), NULL while every VLAN is in 0 */
+  uint32_t st_head, st_tail; /* static entries */
+  uint64_t granule;          /* smallest over the classes */
   int evict;
   uint64_t salt;
   ls_fdb_owner **heap;
@@ -191,6 +211,16 @@ uint32_t ls_fdb_age(ls_fdb *f, uint64_t now, uint32_t budget);
 uint64_t ls_fdb_next_expiry(const ls_fdb *f);
 
 void ls_fdb_set_aging(ls_fdb *f, uint64_t aging_ns);
+static inline uint64_t ls_fdb_aging(const ls_fdb *f) {
+  return f->cls[0].aging;
+}
+/* Give VLAN vlan its own aging time (aging_ns, 0 = never), or with clear, the table's
+ * again. 0, or -ENOSPC when LS_FDB_CLASSES - 1 VLANs already have their own, -ENOMEM. */
+int ls_fdb_set_vlan_aging(ls_fdb *f, uint16_t vlan, uint64_t aging_ns, bool clear);
+/* The VLAN's own aging time into *aging_ns: true, or false if it has none. */
+bool ls_fdb_vlan_aging(const ls_fdb *f, uint16_t vlan, uint64_t *aging_ns);
+/* Cap owner o's learned entries (0: no cap); lowering it evicts o's oldest at once. */
+void ls_fdb_set_owner_max(ls_fdb *f, ls_fdb_owner *o, uint32_t max, uint64_t now);
 /* Lower or raise the cap; lowering evicts (oldest first, or fairly with policy "port"). */
 void ls_fdb_set_max(ls_fdb *f, uint32_t max, uint64_t now);
 void ls_fdb_set_evict(ls_fdb *f, int evict);

@@ -71,7 +71,7 @@ static void congest(ls_port *p) {
   ls_runtime *rt = p->rt;
   p->congested = true;
   p->stalled = false;
-  p->congested_since = rt->now;
+  p->congested_since = rt->mono;
   p->cong_next = rt->congested;
   rt->congested = p;
   ls_rt_watch_congestion(rt);
@@ -130,7 +130,7 @@ void ls_port_txq_sent(ls_port *p, uint32_t n) {
     p->txq_head = (p->txq_head + 1) & p->txq_mask;
     p->txq_len--;
   }
-  p->last_progress = p->rt->now;
+  p->last_progress = p->rt->mono;
   if (p->congested && p->txq_len <= p->lowat) uncongest(p);
 }
 
@@ -341,6 +341,7 @@ void ls_port_close_dp(ls_port *p) {
   sw->ports[i]->index = i;
   sw->nports--;
   ls_fdb_owner_remove(&sw->fdb, &p->owner);
+  ls_admit_forget_owner(&sw->admit, p);
   ls_rt_unmark_dirty(p->rt, p);
   ls_port_drain_queue(p); /* also releases inputs waiting on it */
   forget_waiter(p);
@@ -388,6 +389,7 @@ static int cmd_add(ls_runtime *rt, ls_cmd *cmd) {
   }
   int r = ls_fdb_owner_add(&sw->fdb, &p->owner);
   if (r) return r;
+  p->owner.max = p->cfg.max_macs;
   p->sw = sw;
   p->index = sw->nports;
   sw->ports[sw->nports++] = p;
@@ -472,6 +474,9 @@ static int cmd_configure(ls_runtime *rt, ls_cmd *cmd) {
     p->txq_mask = cap - 1;
   }
   bool up = p->cfg.up;
+  if (!cfg->admission && p->cfg.admission) ls_admit_forget_owner(&p->sw->admit, p);
+  if (cfg->max_macs != p->cfg.max_macs)
+    ls_fdb_set_owner_max(&p->sw->fdb, &p->owner, cfg->max_macs, rt->now);
   p->cfg = *cfg;
   p->cfg.up = up;
   p->rx_cls = class_for_mtu(cfg->mtu);
@@ -513,6 +518,8 @@ static int cmd_info(ls_runtime *rt, ls_cmd *cmd) {
   o->mirror_in_id = p->mirror_in ? p->mirror_in->id : 0;
   o->mirror_out_id = p->mirror_out ? p->mirror_out->id : 0;
   o->mirror_dest = p->mirror_refs > 0;
+  o->macs = p->owner.dyn;
+  o->static_macs = p->owner.nstatic;
   o->fd = -1;
   if (p->ops->describe) p->ops->describe(p, o);
   return 0;
@@ -649,10 +656,6 @@ static int cmd_set_impair(ls_runtime *rt, ls_cmd *cmd) {
     emit_port_event(p, LS_REASON_IMPAIR);
   }
   return 0;
-}
-
-int ls_port_set_impair(ls_port *p, int dir, const ls_impair_cfg *c, bool down) {
-  return ls_port_impair_set(p, dir, c, true, down);
 }
 
 int ls_port_impair_set(ls_port *p, int dir, const ls_impair_cfg *c, bool set_down, bool down) {

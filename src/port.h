@@ -59,6 +59,8 @@ typedef struct ls_port_drops {
   uint64_t police;     /* an ingress policer dropped it */
   uint64_t punted;     /* handed to Lua by a punt rule (not forwarded) */
   uint64_t punt_limit; /* a punt rule over its rate */
+  uint64_t admission;  /* admission on, default "drop": source MAC not yet approved */
+  uint64_t refused;    /* source MAC refused by the admission policy */
   uint64_t impair;   /* the receive impairment dropped it (loss, bound, MTU), or the link is cut */
   uint64_t bad_peer; /* datagram from an address that is not this port's peer (not a frame) */
   uint64_t rx_error; /* receive errors */
@@ -88,6 +90,7 @@ typedef struct ls_port_stats {
   uint64_t sent;                /* frames Lua queued for the peer (port:send) */
   uint64_t rx_duplicated;       /* extra copies a receive impairment made */
   uint64_t tx_duplicated;       /* extra copies a send impairment made */
+  uint64_t learn_refused;       /* source MACs not learned: table or port cap full, or refused */
   uint64_t hangups;             /* times the peer went away */
   ls_port_drops drops;
 } ls_port_stats;
@@ -131,14 +134,18 @@ typedef struct ls_port_config {
   uint32_t txqlen;
   bool up; /* admin state at creation */
   /* flags, as the Linux bridge names them */
-  bool learning;    /* learn source MACs (default on) */
-  bool flood;       /* receive unknown unicast (default on) */
-  bool mcast_flood; /* receive flooded multicast (default on) */
-  bool bcast_flood; /* receive broadcast (default on) */
-  bool isolated;    /* reach only non-isolated ports */
-  bool hairpin;     /* may send a frame back out the port it came in on */
-  bool locked;      /* pass only frames from MACs already in the table on this port */
+  bool learning;     /* learn source MACs (default on) */
+  bool flood;        /* receive unknown unicast (default on) */
+  bool mcast_flood;  /* receive flooded multicast (default on) */
+  bool bcast_flood;  /* receive broadcast (default on) */
+  bool isolated;     /* reach only non-isolated ports */
+  bool hairpin;      /* may send a frame back out the port it came in on */
+  bool locked;       /* pass only frames from MACs already in the table on this port */
+  uint8_t admission; /* new source MACs wait for Lua's approval: LS_ADMIT_* */
+  uint32_t max_macs; /* cap on the MACs learned on this port, 0: none */
 } ls_port_config;
+
+enum ls_admission { LS_ADMIT_OFF = 0, LS_ADMIT_FLOOD = 1, LS_ADMIT_DROP = 2 };
 
 struct ls_port {
   const ls_port_ops *ops;
@@ -199,6 +206,7 @@ typedef struct ls_port_info {
   int64_t vni;                          /* vxlan ports, else -1 */
   uint32_t mirror_in_id, mirror_out_id; /* 0: none */
   bool mirror_dest;                     /* a mirror destination (out of normal service) */
+  uint32_t macs, static_macs;           /* entries in the switch's table on this port */
   int fd;
 } ls_port_info;
 
@@ -249,11 +257,9 @@ int ls_port_set_rules(ls_port *p, int dir, ls_ruleset *rs);
  * each rule (0: none or closed). */
 int ls_port_rules_get(ls_port *p, int dir, ls_rule **out, uint32_t **mirror_ids, uint32_t *n);
 void ls_port_rules_free(ls_rule *rules, uint32_t *mirror_ids, uint32_t n);
-/* Control plane: set (or, with an inactive config, clear) a direction's impairment;
- * frames waiting on the old one are released at once. down: cut the link. */
-int ls_port_set_impair(ls_port *p, int dir, const ls_impair_cfg *c, bool down);
-/* The same, one part at a time: dir -1 leaves both directions alone; set_down false leaves
- * the link state alone. */
+/* Control plane: set (or, with an inactive config or NULL, clear) direction dir's
+ * impairment; frames waiting on the old one are released at once. dir -1 leaves both
+ * directions alone. With set_down, down cuts (true) or restores (false) the link. */
 int ls_port_impair_set(ls_port *p, int dir, const ls_impair_cfg *c, bool set_down, bool down);
 typedef struct ls_port_impair_info {
   bool on[2]; /* LS_DIR_IN, LS_DIR_OUT */

@@ -20,13 +20,9 @@ static uint64_t mono_ns(void) {
   return (uint64_t)ts.tv_sec * LS_NSEC + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t clock_read(const ls_runtime *rt) {
-  if (rt->manual) return rt->manual_now;
-  return (uint64_t)((int64_t)mono_ns() + rt->clock_offset);
-}
-
 void ls_rt_tick(ls_runtime *rt) {
-  rt->now = clock_read(rt);
+  rt->mono = mono_ns();
+  rt->now = rt->manual ? rt->manual_now : (uint64_t)((int64_t)rt->mono + rt->clock_offset);
 }
 
 /* ---- events -------------------------------------------------------------------------------- */
@@ -138,7 +134,7 @@ static void on_cong_timer(uv_timer_t *t) {
   ls_rt_tick(rt);
   for (ls_port *p = rt->congested; p; p = p->cong_next) {
     uint64_t since = p->last_progress > p->congested_since ? p->last_progress : p->congested_since;
-    if (!p->stalled && rt->now - since >= LS_STALL_NS) ls_port_stall(p);
+    if (!p->stalled && rt->mono - since >= LS_STALL_NS) ls_port_stall(p);
   }
   if (!rt->congested) {
     uv_timer_stop(&rt->cong_timer);

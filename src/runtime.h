@@ -83,6 +83,8 @@ struct ls_runtime {
   uv_loop_t loop;
   uv_async_t cmd_async;
   uint64_t now;
+  uint64_t mono; /* CLOCK_MONOTONIC at the same instant: the data plane's own timeouts (the
+                    stall watchdog) run on it, so they work under a manual clock too */
   bool manual;
   uint64_t manual_now;
   int64_t clock_offset;

@@ -14,6 +14,113 @@
 
 /* ---- events from the MAC table ---------------------------------------------------------- */
 
+static void key_event(ls_switch *sw, ls_event *ev, uint16_t type, uint64_t key, uint32_t port_id) {
+  memset(ev, 0, sizeof(*ev));
+  ev->type = type;
+  ev->switch_id = sw->id;
+  ev->port_id = port_id;
+  ls_u64_to_mac(ls_fdb_key_mac(key), ev->mac);
+  ev->vlan = ls_fdb_key_vlan(key);
+}
+
+static void want_timer(ls_switch *sw, uint64_t due) {
+  if (due < sw->timer_due) {
+    sw->timer_due = 0; /* force re-arm */
+    ls_switch_arm_timer(sw);
+  }
+}
+
+/* A MAC moved: report it, or fold it into the report at the end of its window. */
+static void coalesce_move(ls_switch *sw, uint64_t key, uint32_t from, uint32_t to, uint64_t now) {
+  if (!sw->moves && !(sw->moves = calloc(LS_MOVE_SLOTS, sizeof(ls_move_slot)))) goto emit;
+  ls_move_slot *s = &sw->moves[ls_fdb_hash(&sw->fdb, key) & (LS_MOVE_SLOTS - 1)];
+  if (s->key == key && now - s->since < LS_COALESCE_NS) {
+    if (s->folded++ == 0) {
+      sw->moves_folding++;
+      if (s->since + LS_COALESCE_NS < sw->moves_due) sw->moves_due = s->since + LS_COALESCE_NS;
+      want_timer(sw, sw->moves_due);
+    }
+    s->from_id = from;
+    s->to_id = to;
+    sw->st.moves_folded++;
+    return;
+  }
+  if (s->key && s->folded) { /* another MAC had this slot: report what it folded now */
+    ls_event ev;
+    key_event(sw, &ev, LS_EV_MOVE, s->key, s->to_id);
+    ev.port2_id = s->from_id;
+    ev.value = s->folded;
+    ls_rt_emit(sw->rt, &ev);
+    sw->moves_folding--;
+  }
+  s->key = key;
+  s->since = now;
+  s->folded = 0;
+emit:;
+  ls_event ev;
+  key_event(sw, &ev, LS_EV_MOVE, key, to);
+  ev.port2_id = from;
+  ls_rt_emit(sw->rt, &ev);
+}
+
+/* End of the windows that are over: one event per MAC for the moves folded meanwhile. */
+static void flush_moves(ls_switch *sw, uint64_t now) {
+  if (!sw->moves_folding) return;
+  uint64_t next = UINT64_MAX;
+  for (uint32_t i = 0; i < LS_MOVE_SLOTS; i++) {
+    ls_move_slot *s = &sw->moves[i];
+    if (!s->folded) continue;
+    if (s->since + LS_COALESCE_NS > now) {
+      if (s->since + LS_COALESCE_NS < next) next = s->since + LS_COALESCE_NS;
+      continue;
+    }
+    ls_event ev;
+    key_event(sw, &ev, LS_EV_MOVE, s->key, s->to_id);
+    ev.port2_id = s->from_id;
+    ev.value = s->folded;
+    ls_rt_emit(sw->rt, &ev);
+    s->folded = 0;
+    s->since = now; /* a storm that goes on is reported once per window */
+    sw->moves_folding--;
+  }
+  sw->moves_due = next;
+}
+
+/* Learning was refused: the switch's cap (scope 0) or the port's (1) is full. */
+static void table_full(ls_switch *sw, ls_port *p, uint64_t key, int scope) {
+  uint64_t now = sw->rt->now;
+  p->st.learn_refused++;
+  if (sw->tf.since && now - sw->tf.since < LS_COALESCE_NS) {
+    if (sw->tf.folded++ == 0) {
+      sw->tf.due = sw->tf.since + LS_COALESCE_NS;
+      want_timer(sw, sw->tf.due);
+    }
+    sw->tf.key = key;
+    sw->tf.port_id = p->id;
+    sw->tf.scope = (uint8_t)scope;
+    sw->st.table_full_folded++;
+    return;
+  }
+  sw->tf.since = now;
+  ls_event ev;
+  key_event(sw, &ev, LS_EV_TABLE_FULL, key, p->id);
+  ev.state = (uint8_t)scope;
+  ev.value = 1;
+  ls_rt_emit(sw->rt, &ev);
+}
+
+static void flush_table_full(ls_switch *sw, uint64_t now) {
+  if (!sw->tf.folded || sw->tf.due > now) return;
+  ls_event ev;
+  key_event(sw, &ev, LS_EV_TABLE_FULL, sw->tf.key, sw->tf.port_id);
+  ev.state = sw->tf.scope;
+  ev.value = sw->tf.folded;
+  ls_rt_emit(sw->rt, &ev);
+  sw->tf.folded = 0;
+  sw->tf.since = now;
+  sw->tf.due = UINT64_MAX;
+}
+
 static void fdb_notify(void *ctx, enum ls_fdb_note what, const ls_fdb_entry *e, ls_fdb_owner *old,
                        uint64_t now) {
   ls_switch *sw = ctx;
@@ -28,9 +135,8 @@ static void fdb_notify(void *ctx, enum ls_fdb_note what, const ls_fdb_entry *e, 
     ev.type = LS_EV_LEARN;
     break;
   case LS_FDB_MOVE:
-    ev.type = LS_EV_MOVE;
-    ev.port2_id = LS_CONTAINER_OF(old, ls_port, owner)->id;
-    break;
+    coalesce_move(sw, e->key, LS_CONTAINER_OF(old, ls_port, owner)->id, ev.port_id, now);
+    return;
   case LS_FDB_AGE:
     ev.type = LS_EV_AGE;
     ev.value = (int64_t)(now - e->seen);
@@ -557,8 +663,9 @@ static void process(ls_switch *sw, ls_port *in, ls_buf *b, unsigned flags, bool 
       sw->st.zero_src++;
   } else {
     uint64_t key = ls_fdb_key(w.vid, ls_mac_load(src));
+    ls_fdb_entry *e;
     if (LS_UNLIKELY(in->cfg.locked)) {
-      ls_fdb_entry *e = ls_fdb_lookup(&sw->fdb, key);
+      e = ls_fdb_lookup(&sw->fdb, key);
       if (!e || e->owner != &in->owner)
         DROP(locked, "locked port: the source MAC is not in the table on this port");
       if (x)
@@ -567,10 +674,32 @@ static void process(ls_switch *sw, ls_port *in, ls_buf *b, unsigned flags, bool 
         ls_fdb_learn(&sw->fdb, key, &in->owner, rt->now); /* refreshes it */
     } else if (LS_UNLIKELY(!in->cfg.learning)) {
       if (x) x->learn = "not learned: learning off on the port";
+    } else if (LS_UNLIKELY(in->cfg.admission != LS_ADMIT_OFF) &&
+               !((e = ls_fdb_lookup(&sw->fdb, key)) && e->owner == &in->owner)) {
+      /* A source not (yet) approved on this port: ask Lua, never wait for it. */
+      int st = ls_admit_state(&sw->admit, key, in, rt->now);
+      if (st == LS_ADMIT_REFUSED) DROP(refused, "source MAC refused by the admission policy");
+      if (st == LS_ADMIT_NONE && !x) {
+        if (ls_admit_set(&sw->admit, key, in, LS_ADMIT_PENDING, rt->now) == 0) {
+          ls_event ev;
+          key_event(sw, &ev, LS_EV_ADMIT, key, in->id);
+          ls_rt_emit(rt, &ev);
+          sw->st.admit_requests++;
+        } else {
+          sw->st.admit_overflow++;
+        }
+      }
+      if (in->cfg.admission == LS_ADMIT_DROP)
+        DROP(admission, "source MAC waiting for admission (the port drops meanwhile)");
+      if (x) x->learn = "not learned: waiting for admission";
     } else if (x) {
-      ls_fdb_entry *e = ls_fdb_lookup(&sw->fdb, key);
+      e = ls_fdb_lookup(&sw->fdb, key);
       if (!e) {
-        x->learn = "new";
+        bool refuse = sw->fdb.evict == LS_EVICT_REFUSE;
+        x->learn = in->owner.max && in->owner.dyn >= in->owner.max && refuse
+                       ? "refused: the port's cap is reached"
+                   : sw->fdb.dyn >= sw->fdb.max && refuse ? "refused: the table is full"
+                                                          : "new";
       } else if (e->owner == &in->owner) {
         x->learn = "refresh";
       } else {
@@ -581,7 +710,11 @@ static void process(ls_switch *sw, ls_port *in, ls_buf *b, unsigned flags, bool 
       }
     } else {
       int r = ls_fdb_learn(&sw->fdb, key, &in->owner, rt->now);
-      if (LS_UNLIKELY(r == LS_LEARN_NEW) && sw->timer_due == UINT64_MAX) ls_switch_arm_timer(sw);
+      if (LS_UNLIKELY(r != LS_LEARN_KNOWN)) {
+        if (r == LS_LEARN_NEW && sw->timer_due == UINT64_MAX) ls_switch_arm_timer(sw);
+        if (r == LS_LEARN_REFUSED) table_full(sw, in, key, 0);
+        if (r == LS_LEARN_REFUSED_OWNER) table_full(sw, in, key, 1);
+      }
     }
   }
 
@@ -674,7 +807,12 @@ static void on_age_timer(uv_timer_t *t) {
 
 void ls_switch_arm_timer(ls_switch *sw) {
   ls_runtime *rt = sw->rt;
-  uint64_t due = rt->manual ? UINT64_MAX : ls_fdb_next_expiry(&sw->fdb);
+  uint64_t due = UINT64_MAX;
+  if (!rt->manual) {
+    due = ls_fdb_next_expiry(&sw->fdb);
+    if (sw->moves_folding && sw->moves_due < due) due = sw->moves_due;
+    if (sw->tf.folded && sw->tf.due < due) due = sw->tf.due;
+  }
   if (due == sw->timer_due) return;
   if (due == UINT64_MAX) {
     uv_timer_stop(&sw->age_timer);
@@ -692,6 +830,8 @@ void ls_switch_age(ls_switch *sw) {
    * waits long behind a mass expiry (the timer re-fires at once for the rest). */
   uint32_t budget = rt->manual ? UINT32_MAX : 16384;
   ls_fdb_age(&sw->fdb, rt->now, budget);
+  flush_moves(sw, rt->now);
+  flush_table_full(sw, rt->now);
   sw->timer_due = 0; /* force re-arm */
   ls_switch_arm_timer(sw);
 }
@@ -715,6 +855,10 @@ ls_switch *ls_switch_new(ls_runtime *rt, const ls_switch_config *cfg, int *err) 
     return NULL;
   }
   ls_fdb_set_notify(&sw->fdb, fdb_notify, sw);
+  ls_admit_init(&sw->admit, salt * 0x9e3779b97f4a7c15ULL, LS_ADMIT_PENDING_NS,
+                cfg->aging ? cfg->aging : LS_AGING_DEFAULT);
+  sw->moves_due = UINT64_MAX;
+  sw->tf.due = UINT64_MAX;
   sw->rt = rt;
   sw->cfg = *cfg;
   sw->id = ls_runtime_new_id(rt);
@@ -724,6 +868,8 @@ ls_switch *ls_switch_new(ls_runtime *rt, const ls_switch_config *cfg, int *err) 
 
 static void switch_free(ls_switch *sw) {
   ls_fdb_fini(&sw->fdb);
+  ls_admit_fini(&sw->admit);
+  free(sw->moves);
   free(sw->ports);
   free(sw);
 }
@@ -797,6 +943,7 @@ static int cmd_configure(ls_runtime *rt, ls_cmd *cmd) {
   }
   ls_fdb_set_evict(&sw->fdb, a->cfg->evict);
   ls_fdb_set_aging(&sw->fdb, a->cfg->aging);
+  sw->admit.ttl_refused = a->cfg->aging ? a->cfg->aging : LS_AGING_DEFAULT;
   ls_fdb_set_max(&sw->fdb, a->cfg->max_macs, rt->now);
   ls_switch_age(sw); /* a shorter aging time may expire entries at once */
   return 0;
@@ -955,4 +1102,83 @@ int ls_switch_explain(ls_switch *sw, ls_port *in, const uint8_t *frame, uint32_t
     x->out = NULL;
   }
   return r;
+}
+
+/* ---- aging per VLAN, admission answers ------------------------------------------------- */
+
+typedef struct {
+  ls_switch *sw;
+  uint16_t vlan;
+  uint64_t aging;
+  bool clear;
+  uint16_t *vlans;
+  uint64_t *agings;
+  uint32_t n;
+  const uint8_t *mac;
+  ls_port *port;
+  bool ok;
+} policy_arg;
+
+static int cmd_vlan_aging(ls_runtime *rt, ls_cmd *cmd) {
+  (void)rt;
+  policy_arg *a = cmd->arg;
+  int r = ls_fdb_set_vlan_aging(&a->sw->fdb, a->vlan, a->aging, a->clear);
+  if (r == 0) ls_switch_age(a->sw); /* a shorter time may expire entries at once */
+  return r;
+}
+
+int ls_switch_vlan_aging(ls_switch *sw, uint16_t vlan, uint64_t aging_ns, bool clear) {
+  policy_arg a = {.sw = sw, .vlan = vlan, .aging = aging_ns, .clear = clear};
+  return ls_runtime_call(sw->rt, cmd_vlan_aging, &a);
+}
+
+static int cmd_vlan_aging_get(ls_runtime *rt, ls_cmd *cmd) {
+  (void)rt;
+  policy_arg *a = cmd->arg;
+  const ls_fdb *f = &a->sw->fdb;
+  a->n = 0;
+  for (uint32_t c = 1; c < f->ncls; c++) {
+    a->vlans[a->n] = f->cls[c].vlan;
+    a->agings[a->n++] = f->cls[c].aging;
+  }
+  return 0;
+}
+
+int ls_switch_vlan_aging_get(ls_switch *sw, uint16_t *vlans, uint64_t *aging, uint32_t *n) {
+  policy_arg a = {.sw = sw, .vlans = vlans, .agings = aging};
+  int r = ls_runtime_call(sw->rt, cmd_vlan_aging_get, &a);
+  *n = a.n;
+  return r;
+}
+
+static int cmd_admit(ls_runtime *rt, ls_cmd *cmd) {
+  policy_arg *a = cmd->arg;
+  ls_switch *sw = a->sw;
+  ls_port *p = a->port;
+  if (!p->attached || p->sw != sw) return -EINVAL;
+  uint64_t key = ls_fdb_key(a->vlan, ls_mac_to_u64(a->mac));
+  if (a->ok) {
+    ls_admit_del(&sw->admit, key);
+    sw->st.admitted++;
+    int r = ls_fdb_learn(&sw->fdb, key, &p->owner, rt->now);
+    if (r == LS_LEARN_NEW) ls_switch_arm_timer(sw);
+    if (r == LS_LEARN_REFUSED) table_full(sw, p, key, 0);
+    if (r == LS_LEARN_REFUSED_OWNER) table_full(sw, p, key, 1);
+    return r;
+  }
+  int r = ls_admit_set(&sw->admit, key, p, LS_ADMIT_REFUSED, rt->now);
+  if (r) return r;
+  sw->st.refused++;
+  p->st.learn_refused++;
+  ls_fdb_entry *e = ls_fdb_lookup(&sw->fdb, key);
+  if (e && e->owner == &p->owner && !(e->flags & LS_FDB_STATIC)) ls_fdb_del(&sw->fdb, key);
+  ls_event ev;
+  key_event(sw, &ev, LS_EV_REFUSE, key, p->id);
+  ls_rt_emit(rt, &ev);
+  return 0;
+}
+
+int ls_switch_admit(ls_switch *sw, const uint8_t mac[6], uint16_t vlan, ls_port *p, bool ok) {
+  policy_arg a = {.sw = sw, .vlan = vlan, .mac = mac, .port = p, .ok = ok};
+  return ls_runtime_call(sw->rt, cmd_admit, &a);
 }

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "admit.h"
 #include "common.h"
 #include "fdb.h"
 #include "runtime.h"
@@ -27,6 +28,10 @@
 #define LS_AGING_DEFAULT (300 * LS_NSEC)
 #define LS_MAX_MACS_DEFAULT 8192
 #define LS_AGING_MAX (100000000ULL * LS_NSEC) /* ~3 years; larger values are surely mistakes */
+#define LS_COALESCE_NS                                                                             \
+  LS_NSEC                  /* move and table-full events: at most one per MAC (switch) per second */
+#define LS_MOVE_SLOTS 1024 /* MACs whose moves are being coalesced at once */
+#define LS_ADMIT_PENDING_NS (5 * LS_NSEC) /* an unanswered admission request is asked again */
 
 typedef struct ls_switch_config {
   char name[LS_NAME_MAX];
@@ -39,11 +44,25 @@ typedef struct ls_switch_config {
 } ls_switch_config;
 
 typedef struct ls_switch_stats {
-  uint64_t unicast;   /* frames sent to exactly one known port */
-  uint64_t flooded;   /* frames flooded (group or unknown destination) */
-  uint64_t group_src; /* frames whose source MAC was a group address (not learned) */
-  uint64_t zero_src;  /* frames whose source MAC was all zeroes (not learned) */
+  uint64_t unicast;           /* frames sent to exactly one known port */
+  uint64_t flooded;           /* frames flooded (group or unknown destination) */
+  uint64_t group_src;         /* frames whose source MAC was a group address (not learned) */
+  uint64_t zero_src;          /* frames whose source MAC was all zeroes (not learned) */
+  uint64_t moves_folded;      /* move events folded into later ones (coalesced) */
+  uint64_t table_full_folded; /* table-full events folded into later ones */
+  uint64_t admit_requests;    /* admission requests raised (events) */
+  uint64_t admitted, refused; /* answers applied */
+  uint64_t admit_overflow;    /* new MACs not tracked: the admission table was full */
 } ls_switch_stats;
+
+/* A MAC whose moves are being coalesced: the first move is reported at once, later ones
+ * within LS_COALESCE_NS are folded into one event at the end of the window. */
+typedef struct ls_move_slot {
+  uint64_t key; /* 0: free */
+  uint64_t since;
+  uint32_t folded;
+  uint32_t from_id, to_id;
+} ls_move_slot;
 
 struct ls_switch {
   ls_runtime *rt;
@@ -54,7 +73,18 @@ struct ls_switch {
   ls_fdb fdb;
   ls_switch_stats st;
   uv_timer_t age_timer;
-  uint64_t timer_due; /* clock time the aging timer is set for, UINT64_MAX if idle */
+  uint64_t timer_due;     /* clock time the aging timer is set for, UINT64_MAX if idle */
+  ls_admit admit;         /* learning admission: pending and refused source MACs */
+  ls_move_slot *moves;    /* LS_MOVE_SLOTS, allocated at the first move */
+  uint32_t moves_folding; /* slots with folded moves to report */
+  uint64_t moves_due;     /* when the earliest of them is due */
+  struct {
+    uint64_t since, due; /* window start; when the folded ones are due (UINT64_MAX: none) */
+    uint32_t folded;
+    uint64_t key;
+    uint32_t port_id;
+    uint8_t scope; /* 0 switch cap, 1 port cap */
+  } tf;
   bool attached;
   ls_switch *next;
 };
@@ -77,6 +107,15 @@ typedef struct ls_fdb_record {
   uint64_t hits;
   uint16_t flags;
 } ls_fdb_record;
+
+/* Control plane: give VLAN vlan its own aging time, or (clear) the switch's again.
+ * -ENOSPC beyond LS_FDB_CLASSES - 1 VLANs. */
+int ls_switch_vlan_aging(ls_switch *sw, uint16_t vlan, uint64_t aging_ns, bool clear);
+/* Control plane: the VLANs with their own aging time (arrays of at most LS_FDB_CLASSES). */
+int ls_switch_vlan_aging_get(ls_switch *sw, uint16_t *vlans, uint64_t *aging, uint32_t *n);
+/* Control plane: answer an admission request: learn (mac, vlan) on p, or refuse it.
+ * Returns the ls_fdb learn result for an approval (LS_LEARN_*), 0 for a refusal, or -errno. */
+int ls_switch_admit(ls_switch *sw, const uint8_t mac[6], uint16_t vlan, ls_port *p, bool ok);
 
 /* Control plane: snapshot of the table; *out is malloc'd (caller frees). */
 int ls_switch_fdb_dump(ls_switch *sw, ls_fdb_record **out, uint32_t *n);

@@ -192,9 +192,9 @@ M.stop = stop
 
 local EVENTS = {
   learn = true, move = true, age = true, evict = true, port = true, error = true, lost = true,
-  punt = true, sample = true,
+  punt = true, sample = true, table_full = true, admit = true, refuse = true,
 }
-local EVENT_LIST = "learn, move, age, evict, port, error, lost, punt, sample"
+local EVENT_LIST = "learn, move, age, evict, port, error, lost, punt, sample, table_full, admit, refuse"
 
 -- handlers[key][event] = { fn, ... }; key is a switch, or M for global handlers
 local handlers = setmetatable({}, { __mode = "k" })
@@ -342,11 +342,11 @@ local function call_handler(fn, ev, budget)
   end
   local ok, err = coresume(co, ev)
   if ok then
-    if costatus(co) == "dead" then return end
+    if costatus(co) == "dead" then return true, err end
     coclose(co)
     failed(ev, ("'%s' handler at %s yielded: handlers run to completion from dispatch() and " ..
       "cannot yield (start a coroutine of your own for work that waits)"):format(ev.type, where(fn)))
-    return
+    return false
   end
   local tb = traceback(co, tostring(err))
   coclose(co)
@@ -366,15 +366,155 @@ local function run_list(list, ev, budget)
   for i = 1, #copy do call_handler(copy[i], ev, budget) end
 end
 
+-- switch -> its admission policy (see switch_methods.admission)
+local policies = setmetatable({}, { __mode = "k" })
+
 local function deliver(ev, budget)
   M.stats.dispatched = M.stats.dispatched + 1
   local sw = ev.switch
+  if ev.type == "admit" and sw and policies[sw] and not sw.closed and ev.port and not ev.port.closed then
+    local ok, answer = call_handler(policies[sw], ev, budget)
+    if ok and answer ~= nil then
+      ev.answer = answer and true or false
+      local done, err = pcall(sw.admit, sw, ev.mac, ev.port, ev.answer, ev.vlan)
+      if not done then failed(ev, ("admission answer for %s: %s"):format(ev.mac, tostring(err))) end
+    end
+  end
   if sw then
     local byev = handlers[sw]
     if byev then run_list(byev[ev.type], ev, budget) end
   end
   local g = handlers[M]
   if g then run_list(g[ev.type], ev, budget) end
+end
+
+--- Set the switch's learning admission policy: `fn(ev)` is called (from `dispatch()`, with
+-- the handler budget) for each `admit` event — a new source MAC `ev.mac` in `ev.vlan` on a
+-- port with `admission` set — and returns true (learn it), false (refuse it: its frames
+-- are dropped until the refusal expires) or nil (no answer now: call `sw:admit(mac, port,
+-- ok, vlan)` later). Until then the port's frames from that MAC are forwarded without
+-- learning (`admission = "flood"`) or dropped (`"drop"`). `nil` removes the policy.
+-- @tparam[opt] function fn
+function switch_methods.admission(sw, fn)
+  if fn ~= nil and type(fn) ~= "function" then
+    error(("bad argument #1 to 'admission' (function expected, got %s)"):format(type(fn)), 2)
+  end
+  policies[sw] = fn
+  return sw
+end
+
+--- An admission policy that lets each port have at most `n` learned MACs at a time (port
+-- security's "first N"): `sw:admission(luaswitch.admit_first(2))`.
+function M.admit_first(n)
+  if math.type(n) ~= "integer" or n < 0 then
+    error(("bad argument #1 to 'admit_first' (non-negative integer expected, got %s)"):format(tostring(n)), 2)
+  end
+  return function(ev) return ev.port:info().macs < n end
+end
+
+--- An admission policy that learns only the listed MACs (a list, or a set keyed by MAC;
+-- any case): `sw:admission(luaswitch.admit_only { "02:00:00:00:00:01" })`.
+function M.admit_only(macs)
+  if type(macs) ~= "table" then
+    error(("bad argument #1 to 'admit_only' (table of MACs expected, got %s)"):format(type(macs)), 2)
+  end
+  local set = {}
+  for k, v in pairs(macs) do
+    local mac = type(k) == "string" and k or v
+    if type(mac) ~= "string" or not mac:match("^%x%x[:-]%x%x[:-]%x%x[:-]%x%x[:-]%x%x[:-]%x%x$") then
+      error(("bad argument #1 to 'admit_only' (malformed MAC address '%s')"):format(tostring(mac)), 2)
+    end
+    set[mac:lower():gsub("-", ":")] = true
+  end
+  return function(ev) return set[ev.mac] == true end
+end
+
+--- The MAC table as a plain table that `sw:fdb_restore()` takes back (and that JSON can
+-- carry): `{ version = 1, switch = name, entries = { { mac =, vlan =, port = (name),
+-- static =, sticky =, age =, hits = }, ... } }`.
+function switch_methods.fdb_snapshot(sw)
+  local entries = {}
+  for _, e in ipairs(sw:fdb()) do
+    entries[#entries + 1] = { mac = e.mac, vlan = e.vlan, port = e.port.name, static = e.static,
+      sticky = e.sticky, age = e.age, hits = e.hits }
+  end
+  return { version = 1, switch = sw.name, entries = entries }
+end
+
+--- Put the entries of a snapshot back, by port name, replacing entries with the same MAC
+-- and VLAN: static entries as static, sticky as sticky, learned ones as learned just now
+-- (their aging starts again). Entries whose port does not exist on this switch, or that
+-- the table refuses (full), are skipped. Nothing is removed first: `sw:fdb_flush{}` does.
+-- @treturn integer entries restored
+-- @treturn table skipped `{ { entry =, reason = }, ... }`
+function switch_methods.fdb_restore(sw, snap)
+  if type(snap) ~= "table" or type(snap.entries) ~= "table" then
+    error("bad argument #1 to 'fdb_restore' (a snapshot from fdb_snapshot() expected)", 2)
+  end
+  if snap.version ~= 1 then
+    error(("bad argument #1 to 'fdb_restore' (snapshot version 1 expected, got %s)"):format(tostring(snap.version)), 2)
+  end
+  local byname = {}
+  for _, p in ipairs(sw:ports()) do byname[p.name] = p end
+  -- check everything first: a malformed entry changes nothing
+  for i, e in ipairs(snap.entries) do
+    local bad = type(e) ~= "table" and "not a table"
+      or type(e.mac) ~= "string" and "no mac"
+      or (e.vlan ~= nil and math.type(e.vlan) ~= "integer") and "vlan is not an integer"
+      or type(e.port) ~= "string" and "no port name"
+    if bad then error(("bad argument #1 to 'fdb_restore' (entry %d: %s)"):format(i, bad), 2) end
+  end
+  local n, skipped = 0, {}
+  for _, e in ipairs(snap.entries) do
+    local p = byname[e.port]
+    local ok, err
+    if not p then
+      err = ("no port named '%s'"):format(e.port)
+    else
+      local good, r, msg = pcall(sw.fdb_add, sw, e.mac, p,
+        { vlan = e.vlan or 0, sticky = e.sticky == true or nil, dynamic = not e.static and not e.sticky or nil })
+      if not good then err = tostring(r):gsub("^.-: ", "") elseif not r then err = msg else ok = true end
+    end
+    if ok then n = n + 1 else skipped[#skipped + 1] = { entry = e, reason = err } end
+  end
+  return n, skipped
+end
+
+--- Write the MAC table to a JSON file (written to `path.tmp`, then renamed over `path`).
+function switch_methods.fdb_save(sw, path)
+  if type(path) ~= "string" then
+    error(("bad argument #1 to 'fdb_save' (path expected, got %s)"):format(type(path)), 2)
+  end
+  local text = require("luaswitch.console").json(sw:fdb_snapshot())
+  local tmp = path .. ".tmp"
+  local f, err = io.open(tmp, "w")
+  if not f then return nil, err end
+  local ok, werr = f:write(text, "\n")
+  f:close()
+  if not ok then os.remove(tmp); return nil, werr end
+  local r, rerr = os.rename(tmp, path)
+  if not r then os.remove(tmp); return nil, rerr end
+  return true
+end
+
+--- Read a JSON file written by `fdb_save` and restore it (as `fdb_restore`).
+-- @return entries restored and the skipped ones, or nil and a message
+function switch_methods.fdb_load(sw, path)
+  if type(path) ~= "string" then
+    error(("bad argument #1 to 'fdb_load' (path expected, got %s)"):format(type(path)), 2)
+  end
+  local f, err = io.open(path, "r")
+  if not f then return nil, err end
+  local text = f:read("a")
+  f:close()
+  local snap, jerr = require("luaswitch.json").decode(text)
+  if not snap then return nil, ("%s: %s"):format(path, jerr) end
+  if type(snap) ~= "table" or snap.version ~= 1 or type(snap.entries) ~= "table" then
+    return nil, ("%s: not an FDB snapshot"):format(path)
+  end
+  local ok, n, skipped = pcall(switch_methods.fdb_restore, sw, snap)
+  if not ok then return nil, ("%s: %s"):format(path, tostring(n):gsub("^bad argument #1 to 'fdb_restore' ", "")) end
+  return n, skipped
 end
 
 --- Run the handlers of pending events, first waiting up to `timeout` seconds (default 0)

@@ -115,7 +115,7 @@ static void test_aging_refresh_and_order(void) {
   ls_fdb_learn(&f, K(1), &a, 20000 * S);
   ls_fdb_learn(&f, K(2), &a, 20000 * S + 1);
   ls_fdb_learn(&f, K(1), &a, 20000 * S + 2 * MS);
-  CHECK_EQ(f.lru_head, (uint32_t)(ls_fdb_lookup(&f, K(1)) - f.ent));
+  CHECK_EQ(f.cls[0].head, (uint32_t)(ls_fdb_lookup(&f, K(1)) - f.ent));
   /* Aging disabled: nothing expires. */
   ls_fdb_set_aging(&f, 0);
   CHECK_EQ(ls_fdb_age(&f, UINT64_MAX / 2, UINT32_MAX), 0);
@@ -336,6 +336,82 @@ static void test_million(void) {
   ls_fdb_fini(&f);
 }
 
+static void test_vlan_aging(void) {
+  ls_fdb f;
+  ls_fdb_owner a;
+  notes n = {0};
+  CHECK_EQ(ls_fdb_init(&f, 1000, 300 * S, LS_EVICT_OLDEST, 7), 0);
+  ls_fdb_set_notify(&f, note, &n);
+  ls_fdb_owner_add(&f, &a);
+  /* Interleaved VLANs 10 and 20, one entry every second. */
+  for (uint64_t i = 0; i < 20; i++) ls_fdb_learn(&f, ls_fdb_key(i % 2 ? 20 : 10, i), &a, i * S);
+  CHECK(ls_fdb_check(&f) == NULL);
+  CHECK_EQ(ls_fdb_set_vlan_aging(&f, 20, 5 * S, false), 0);
+  CHECK(ls_fdb_check(&f) == NULL);
+  uint64_t ag = 0;
+  CHECK(ls_fdb_vlan_aging(&f, 20, &ag) && ag == 5 * S);
+  CHECK(!ls_fdb_vlan_aging(&f, 10, &ag));
+  /* VLAN 20's first entry (seen at 1 s) is due at 6 s, VLAN 10's at 300 s. */
+  CHECK_EQ(ls_fdb_next_expiry(&f), 6 * S);
+  CHECK_EQ(ls_fdb_age(&f, 10 * S, UINT32_MAX), 3u); /* seen at 1, 3, 5 */
+  CHECK_EQ(n.age, 3);
+  CHECK(ls_fdb_lookup(&f, ls_fdb_key(20, 7)) != NULL);
+  CHECK(ls_fdb_lookup(&f, ls_fdb_key(10, 0)) != NULL);
+  CHECK(ls_fdb_check(&f) == NULL);
+  /* New entries of VLAN 20 go to its class; the granule follows the shortest aging. */
+  ls_fdb_learn(&f, ls_fdb_key(20, 99), &a, 21 * S);
+  CHECK_EQ(f.ent[ls_fdb_lookup(&f, ls_fdb_key(20, 99)) - f.ent].cls, 1);
+  CHECK(f.granule <= 5 * S / 16);
+  /* Back to the table's aging: the lists merge in order. */
+  CHECK_EQ(ls_fdb_set_vlan_aging(&f, 20, 0, true), 0);
+  CHECK(ls_fdb_check(&f) == NULL);
+  CHECK_EQ(f.ncls, 1u);
+  CHECK_EQ(ls_fdb_age(&f, 299 * S, UINT32_MAX), 0u);
+  CHECK_EQ(ls_fdb_age(&f, 309 * S, UINT32_MAX), 7u); /* seen at 0, 2, 4, 6, 8 and 7, 9 */
+  CHECK(ls_fdb_check(&f) == NULL);
+  /* Classes are dense after a removal in the middle, and bounded. */
+  for (uint16_t v = 1; v < LS_FDB_CLASSES; v++)
+    CHECK_EQ(ls_fdb_set_vlan_aging(&f, v, v * S, false), 0);
+  CHECK_EQ(ls_fdb_set_vlan_aging(&f, 3000, S, false), -ENOSPC);
+  for (uint64_t i = 0; i < 200; i++)
+    ls_fdb_learn(&f, ls_fdb_key((uint16_t)(i % 70), 1000 + i), &a, 400 * S + i);
+  CHECK(ls_fdb_check(&f) == NULL);
+  CHECK_EQ(ls_fdb_set_vlan_aging(&f, 5, 0, true), 0);
+  CHECK(ls_fdb_check(&f) == NULL);
+  CHECK_EQ(ls_fdb_set_vlan_aging(&f, 3000, S, false), 0);
+  CHECK(ls_fdb_check(&f) == NULL);
+  ls_fdb_fini(&f);
+}
+
+static void test_owner_cap(void) {
+  ls_fdb f;
+  ls_fdb_owner a, b;
+  notes n = {0};
+  CHECK_EQ(ls_fdb_init(&f, 1000, 300 * S, LS_EVICT_REFUSE, 9), 0);
+  ls_fdb_set_notify(&f, note, &n);
+  ls_fdb_owner_add(&f, &a);
+  ls_fdb_owner_add(&f, &b);
+  ls_fdb_set_owner_max(&f, &a, 2, 0);
+  CHECK_EQ(ls_fdb_learn(&f, K(1), &a, 1), LS_LEARN_NEW);
+  CHECK_EQ(ls_fdb_learn(&f, K(2), &a, 2), LS_LEARN_NEW);
+  CHECK_EQ(ls_fdb_learn(&f, K(3), &a, 3), LS_LEARN_REFUSED_OWNER);
+  CHECK_EQ(f.stats.refused_owner, 1u);
+  CHECK_EQ(ls_fdb_learn(&f, K(3), &b, 3), LS_LEARN_NEW);           /* b has no cap */
+  CHECK_EQ(ls_fdb_learn(&f, K(3), &a, 4), LS_LEARN_REFUSED_OWNER); /* nor may it move in */
+  CHECK(ls_fdb_lookup(&f, K(3))->owner == &b);
+  /* With an evicting policy, the owner's oldest makes room. */
+  ls_fdb_set_evict(&f, LS_EVICT_OLDEST);
+  CHECK_EQ(ls_fdb_learn(&f, K(4), &a, 5), LS_LEARN_NEW);
+  CHECK(ls_fdb_lookup(&f, K(1)) == NULL);
+  CHECK_EQ(n.evict, 1);
+  /* Lowering the cap evicts at once. */
+  ls_fdb_set_owner_max(&f, &a, 1, 6);
+  CHECK_EQ(a.dyn, 1u);
+  CHECK(ls_fdb_lookup(&f, K(4)) != NULL);
+  CHECK(ls_fdb_check(&f) == NULL);
+  ls_fdb_fini(&f);
+}
+
 int main(void) {
   RUN(test_learn_lookup_move);
   RUN(test_aging_refresh_and_order);
@@ -343,5 +419,7 @@ int main(void) {
   RUN(test_flush);
   RUN(test_random_against_model);
   RUN(test_million);
+  RUN(test_vlan_aging);
+  RUN(test_owner_cap);
   return CHECK_DONE();
 }

@@ -152,8 +152,9 @@ static ls_port *new_vxlan(lsl_port_args *a) {
   lua_pop(L, 1);
   o.vni = (uint32_t)lsl_opt_integer(L, a->opts, a->fn, "vni", 0, 0, 0xffffff);
   o.learning = lsl_opt_boolean(L, a->opts, a->fn, "remote_learning", true);
-  o.aging = (uint64_t)(lsl_opt_number(L, a->opts, a->fn, "aging", 300, 0, 1e8) * 1e9);
-  o.max_macs = (uint32_t)lsl_opt_integer(L, a->opts, a->fn, "max_macs", 8192, 1, LS_FDB_MAX_MACS);
+  o.aging = (uint64_t)(lsl_opt_number(L, a->opts, a->fn, "remote_aging", 300, 0, 1e8) * 1e9);
+  o.max_macs =
+      (uint32_t)lsl_opt_integer(L, a->opts, a->fn, "remote_max_macs", 8192, 1, LS_FDB_MAX_MACS);
   o.netns = opt_netns(a);
   if (lsl_field(L, a->opts, "mtu") == LUA_TNIL) a->cfg->mtu = 1450; /* 1500 less the 50 bytes */
   lua_pop(L, 1);
@@ -240,8 +241,8 @@ static ls_port *new_vde(lsl_port_args *a) {
 }
 
 #define COMMON                                                                                     \
-  "kind", "name", "mtu", "txqlen", "up", "vlan", "learning", "flood", "mcast_flood",               \
-      "bcast_flood", "isolated", "hairpin", "locked"
+  "kind", "name", "mtu", "txqlen", "up", "vlan", "max_macs", "admission", "learning", "flood",     \
+      "mcast_flood", "bcast_flood", "isolated", "hairpin", "locked"
 
 const lsl_kind lsl_kinds[] = {
     {"socketpair", (const char *const[]){COMMON, NULL}, new_socketpair},
@@ -253,8 +254,8 @@ const lsl_kind lsl_kinds[] = {
     {"stream", (const char *const[]){COMMON, "listen", "connect", "netns", NULL}, new_stream},
     {"udp", (const char *const[]){COMMON, "bind", "peer", "netns", NULL}, new_udp},
     {"vxlan",
-     (const char *const[]){COMMON, "bind", "vni", "remotes", "remote_learning", "aging", "max_macs",
-                           "netns", NULL},
+     (const char *const[]){COMMON, "bind", "vni", "remotes", "remote_learning", "remote_aging",
+                           "remote_max_macs", "netns", NULL},
      new_vxlan},
     {"pcap", (const char *const[]){COMMON, "path", "snaplen", "max_size", "rotate", "format", NULL},
      new_pcap},

@@ -195,8 +195,8 @@ static const char *reason_name(int r) {
 }
 
 static void push_event(lua_State *L, const ls_event *ev) {
-  static const char *const types[] = {NULL,   "learn", "move", "age",   "evict",
-                                      "port", "error", "punt", "sample"};
+  static const char *const types[] = {NULL,    "learn", "move",   "age",        "evict", "port",
+                                      "error", "punt",  "sample", "table_full", "admit", "refuse"};
   lua_createtable(L, 0, 10);
   int t = lua_gettop(L);
   lua_pushstring(L, ev->type < LS_ARRAY_LEN(types) && types[ev->type] ? types[ev->type] : "?");
@@ -216,6 +216,9 @@ static void push_event(lua_State *L, const ls_event *ev) {
   case LS_EV_MOVE:
   case LS_EV_AGE:
   case LS_EV_EVICT:
+  case LS_EV_TABLE_FULL:
+  case LS_EV_ADMIT:
+  case LS_EV_REFUSE:
     lsl_push_mac(L, ev->mac);
     lua_setfield(L, t, "mac");
     lua_pushinteger(L, ev->vlan);
@@ -225,12 +228,19 @@ static void push_event(lua_State *L, const ls_event *ev) {
       lua_setfield(L, t, "from");
       lua_getfield(L, t, "port");
       lua_setfield(L, t, "to");
+      lua_pushinteger(L, ev->value);
+      lua_setfield(L, t, "folded");
     } else if (ev->type == LS_EV_AGE) {
       lua_pushnumber(L, lsl_seconds((uint64_t)ev->value));
       lua_setfield(L, t, "age");
     } else if (ev->type == LS_EV_EVICT) {
       lua_pushliteral(L, "cap");
       lua_setfield(L, t, "reason");
+    } else if (ev->type == LS_EV_TABLE_FULL) {
+      lua_pushstring(L, ev->state ? "port" : "switch");
+      lua_setfield(L, t, "scope");
+      lua_pushinteger(L, ev->value);
+      lua_setfield(L, t, "refused");
     }
     break;
   case LS_EV_PORT:

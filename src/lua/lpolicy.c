@@ -31,9 +31,22 @@ static bool *flag_ptr(ls_port_config *c, int i) {
   return f[i];
 }
 
+static const char *const admission_names[] = {"off", "flood", "drop", NULL};
+
 void lsl_read_flags(lua_State *L, int idx, const char *fn, ls_port_config *c) {
   for (int i = 0; lsl_flag_names[i]; i++)
     *flag_ptr(c, i) = lsl_opt_boolean(L, idx, fn, lsl_flag_names[i], *flag_ptr(c, i));
+  c->max_macs = (uint32_t)lsl_opt_integer(L, idx, fn, "max_macs", c->max_macs, 0, LS_FDB_MAX_MACS);
+  /* admission: "flood" or "drop" (what frames from a MAC waiting for approval do), false */
+  if (lsl_field(L, idx, "admission") == LUA_TBOOLEAN) {
+    if (lua_toboolean(L, -1))
+      lsl_opt_error(L, fn, "admission", "\"flood\", \"drop\" or false expected, got true");
+    c->admission = LS_ADMIT_OFF;
+    lua_pop(L, 1);
+  } else {
+    lua_pop(L, 1);
+    c->admission = (uint8_t)lsl_opt_enum(L, idx, fn, "admission", c->admission, admission_names);
+  }
 }
 
 void lsl_push_flags(lua_State *L, int t, const ls_port_config *c) {
@@ -43,6 +56,12 @@ void lsl_push_flags(lua_State *L, int t, const ls_port_config *c) {
     lua_pushboolean(L, *flag_ptr(&copy, i));
     lua_setfield(L, t, lsl_flag_names[i]);
   }
+  lsl_setint(L, t, "max_macs", c->max_macs);
+  if (c->admission)
+    lua_pushstring(L, admission_names[c->admission]);
+  else
+    lua_pushboolean(L, false);
+  lua_setfield(L, t, "admission");
 }
 
 /* ---- VLAN membership ------------------------------------------------------------------------ */

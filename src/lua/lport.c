@@ -74,6 +74,7 @@ static int p_stats(lua_State *L) {
   lsl_setint(L, t, "rx_control", st.rx_control);
   lsl_setint(L, t, "injected", st.injected);
   lsl_setint(L, t, "sent", st.sent);
+  lsl_setint(L, t, "learn_refused", st.learn_refused);
   lsl_setint(L, t, "rx_duplicated", st.rx_duplicated);
   lsl_setint(L, t, "tx_duplicated", st.tx_duplicated);
   lsl_setint(L, t, "hangups", st.hangups);
@@ -90,6 +91,8 @@ static int p_stats(lua_State *L) {
   lsl_setint(L, d, "police", st.drops.police);
   lsl_setint(L, d, "punted", st.drops.punted);
   lsl_setint(L, d, "punt_limit", st.drops.punt_limit);
+  lsl_setint(L, d, "admission", st.drops.admission);
+  lsl_setint(L, d, "refused", st.drops.refused);
   lsl_setint(L, d, "tx_filter", st.drops.tx_filter);
   lsl_setint(L, d, "impair", st.drops.impair);
   lsl_setint(L, d, "tx_impair", st.drops.tx_impair);
@@ -126,6 +129,8 @@ static int p_info(lua_State *L) {
   lsl_setint(L, t, "txqlen", in.cfg.txqlen);
   lsl_setint(L, t, "queued", in.txq_len);
   lsl_push_flags(L, t, &in.cfg);
+  lsl_setint(L, t, "macs", in.macs);
+  lsl_setint(L, t, "static_macs", in.static_macs);
   lua_pushstring(L, in.admin_up ? "up" : "down");
   lua_setfield(L, t, "admin");
   lua_pushstring(L, in.link_up ? "up" : "down");
@@ -191,9 +196,9 @@ static int p_set(lua_State *L) {
   const char *fn = "set";
   lsl_port *p = lsl_check_port(L, 1);
   lsl_check_table(L, 2, fn);
-  static const char *const known[] = {"name",    "mtu",         "txqlen",      "learning",
-                                      "flood",   "mcast_flood", "bcast_flood", "isolated",
-                                      "hairpin", "locked",      NULL};
+  static const char *const known[] = {
+      "name",     "mtu",     "txqlen", "learning", "flood",     "mcast_flood", "bcast_flood",
+      "isolated", "hairpin", "locked", "max_macs", "admission", NULL};
   lsl_check_known(L, 2, fn, known);
   ls_port_info in;
   int err = ls_port_info_get(p->p, &in);

@@ -235,7 +235,8 @@ static lsl_port *check_own_port(lua_State *L, int arg, lsl_switch *s) {
   return p;
 }
 
-/* sw:fdb_add(mac, port [, { vlan =, sticky = }]) -> true | nil, err, code */
+/* sw:fdb_add(mac, port [, { vlan =, sticky =, dynamic = }]) -> true | nil, err, code:
+ * a static entry, or sticky (ages, never moves), or dynamic (as if learned just now) */
 static int sw_fdb_add(lua_State *L) {
   const char *fn = "fdb_add";
   lsl_switch *s = lsl_check_switch(L, 1);
@@ -248,14 +249,72 @@ static int sw_fdb_add(lua_State *L) {
   uint16_t vlan = 0;
   if (!lua_isnoneornil(L, 4)) {
     lsl_check_table(L, 4, fn);
-    static const char *const known[] = {"vlan", "sticky", NULL};
+    static const char *const known[] = {"vlan", "sticky", "dynamic", NULL};
     lsl_check_known(L, 4, fn, known);
     vlan = opt_vlan(L, 4, fn);
-    if (lsl_opt_boolean(L, 4, fn, "sticky", false)) flags = LS_FDB_STICKY;
+    bool sticky = lsl_opt_boolean(L, 4, fn, "sticky", false);
+    bool dynamic = lsl_opt_boolean(L, 4, fn, "dynamic", false);
+    if (sticky && dynamic)
+      lsl_opt_error(L, fn, "dynamic", "an entry is sticky or dynamic, not both");
+    if (sticky) flags = LS_FDB_STICKY;
+    if (dynamic) flags = 0;
   }
   int err = ls_switch_fdb_add(s->sw, mac, vlan, p->p, flags);
   if (err) return lsl_fail(L, err, err == -ENOSPC ? "table full" : "fdb_add");
   lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* sw:vlan_aging() -> { [vlan] = seconds, ... } (VLANs with their own aging time)
+ * sw:vlan_aging(vlan, seconds) -> sw: give a VLAN its own aging time (0: never);
+ * sw:vlan_aging(vlan, nil | false) -> sw: the switch's aging time again */
+static int sw_vlan_aging(lua_State *L) {
+  const char *fn = "vlan_aging";
+  lsl_switch *s = lsl_check_switch(L, 1);
+  int err;
+  if (lua_isnone(L, 2)) {
+    uint16_t vlans[LS_FDB_CLASSES];
+    uint64_t aging[LS_FDB_CLASSES];
+    uint32_t n = 0;
+    err = ls_switch_vlan_aging_get(s->sw, vlans, aging, &n);
+    if (err) return lsl_fail(L, err, fn);
+    lua_createtable(L, 0, (int)n);
+    for (uint32_t i = 0; i < n; i++) {
+      lua_pushnumber(L, lsl_seconds(aging[i]));
+      lua_rawseti(L, -2, vlans[i]);
+    }
+    return 1;
+  }
+  lua_Integer vlan = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, vlan >= 0 && vlan <= 4094, 2, "VLAN id between 0 and 4094 expected");
+  bool clear = lua_isnoneornil(L, 3) || (lua_isboolean(L, 3) && !lua_toboolean(L, 3));
+  double secs = clear ? 0 : luaL_checknumber(L, 3);
+  luaL_argcheck(L, !isnan(secs) && secs >= 0 && secs <= (double)(LS_AGING_MAX / LS_NSEC), 3,
+                "aging time in seconds (0 = never) expected");
+  err = ls_switch_vlan_aging(s->sw, (uint16_t)vlan, (uint64_t)llround(secs * 1e9), clear);
+  if (err == -ENOSPC)
+    return luaL_error(L, "%s: at most %d VLANs have their own aging time", fn, LS_FDB_CLASSES - 1);
+  if (err) return lsl_fail(L, err, fn);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* sw:admit(mac, port, ok [, vlan]) -> true: answer an admission request (see the "admit"
+ * event): ok = true learns mac on port now, false refuses it (frames from it are dropped
+ * until it expires). Returns false if an approval could not be learned (table full). */
+static int sw_admit(lua_State *L) {
+  lsl_switch *s = lsl_check_switch(L, 1);
+  uint8_t mac[6];
+  lsl_check_mac(L, 2, mac);
+  if (ls_mac_is_group(mac) || ls_mac_is_zero(mac))
+    luaL_argerror(L, 2, "a unicast address expected");
+  lsl_port *p = check_own_port(L, 3, s);
+  luaL_checktype(L, 4, LUA_TBOOLEAN);
+  lua_Integer vlan = luaL_optinteger(L, 5, 0);
+  luaL_argcheck(L, vlan >= 0 && vlan <= 4094, 5, "VLAN id between 0 and 4094 expected");
+  int r = ls_switch_admit(s->sw, mac, (uint16_t)vlan, p->p, lua_toboolean(L, 4));
+  if (r < 0) return lsl_fail(L, r, "admit");
+  lua_pushboolean(L, r != LS_LEARN_REFUSED && r != LS_LEARN_REFUSED_OWNER && r != LS_LEARN_PINNED);
   return 1;
 }
 
@@ -361,6 +420,12 @@ static int sw_stats(lua_State *L) {
   lsl_setint(L, t, "flooded", snap.st.flooded);
   lsl_setint(L, t, "group_src", snap.st.group_src);
   lsl_setint(L, t, "zero_src", snap.st.zero_src);
+  lsl_setint(L, t, "moves_folded", snap.st.moves_folded);
+  lsl_setint(L, t, "table_full_folded", snap.st.table_full_folded);
+  lsl_setint(L, t, "admit_requests", snap.st.admit_requests);
+  lsl_setint(L, t, "admitted", snap.st.admitted);
+  lsl_setint(L, t, "refused", snap.st.refused);
+  lsl_setint(L, t, "admit_overflow", snap.st.admit_overflow);
   lua_createtable(L, 0, 10);
   int f = lua_gettop(L);
   lsl_setint(L, f, "entries", snap.fdb_entries);
@@ -373,6 +438,7 @@ static int sw_stats(lua_State *L) {
   lsl_setint(L, f, "aged", snap.fdb.aged);
   lsl_setint(L, f, "evicted", snap.fdb.evicted);
   lsl_setint(L, f, "refused", snap.fdb.refused);
+  lsl_setint(L, f, "refused_port", snap.fdb.refused_owner);
   lsl_setint(L, f, "pinned", snap.fdb.pinned);
   lsl_setint(L, f, "deleted", snap.fdb.deleted);
   lua_setfield(L, t, "fdb");
@@ -424,9 +490,19 @@ static int sw_index(lua_State *L) {
 }
 
 static const luaL_Reg sw_methods[] = {
-    {"port", sw_port},       {"ports", sw_ports},         {"fdb", sw_fdb}, {"fdb_add", sw_fdb_add},
-    {"fdb_del", sw_fdb_del}, {"fdb_flush", sw_fdb_flush}, {"set", sw_set}, {"config", sw_config},
-    {"stats", sw_stats},     {"close", sw_close},         {NULL, NULL},
+    {"port", sw_port},
+    {"ports", sw_ports},
+    {"fdb", sw_fdb},
+    {"fdb_add", sw_fdb_add},
+    {"fdb_del", sw_fdb_del},
+    {"fdb_flush", sw_fdb_flush},
+    {"set", sw_set},
+    {"config", sw_config},
+    {"stats", sw_stats},
+    {"close", sw_close},
+    {"vlan_aging", sw_vlan_aging},
+    {"admit", sw_admit},
+    {NULL, NULL},
 };
 
 void lsl_open_switch(lua_State *L) {
