@@ -13,6 +13,7 @@
 #include "netns.h"
 #include "port_dgram.h"
 #include "port_packet.h"
+#include "port_patch.h"
 #include "port_stream.h"
 #include "port_pcap.h"
 #include "port_tap.h"
@@ -240,6 +241,22 @@ static ls_port *new_vde(lsl_port_args *a) {
   return ls_port_vde_new(a->rt, a->cfg, &o, &a->err, a->where, sizeof(a->where));
 }
 
+/* peer: another patch port (open, on any switch of this runtime, not yet cabled) */
+static ls_port *new_patch(lsl_port_args *a) {
+  lua_State *L = a->L;
+  ls_port *peer = NULL;
+  if (lsl_field(L, a->opts, "peer") != LUA_TNIL) {
+    lsl_port *q = lsl_test_port(L, -1);
+    if (!q) lsl_opt_error(L, a->fn, "peer", "a patch port expected, got %s", luaL_typename(L, -1));
+    if (q->closed) lsl_opt_error(L, a->fn, "peer", "port '%s' is closed", q->name);
+    if (strcmp(q->kind, "patch") != 0)
+      lsl_opt_error(L, a->fn, "peer", "port '%s' is a %s port, not a patch port", q->name, q->kind);
+    peer = q->p;
+  }
+  lua_pop(L, 1);
+  return ls_port_patch_new(a->rt, a->cfg, peer, &a->err, a->where, sizeof(a->where));
+}
+
 #define COMMON                                                                                     \
   "kind", "name", "mtu", "txqlen", "up", "vlan", "max_macs", "admission", "learning", "flood",     \
       "mcast_flood", "bcast_flood", "isolated", "hairpin", "locked"
@@ -260,6 +277,7 @@ const lsl_kind lsl_kinds[] = {
     {"pcap", (const char *const[]){COMMON, "path", "snaplen", "max_size", "rotate", "format", NULL},
      new_pcap},
     {"vde", (const char *const[]){COMMON, "path", "mode", NULL}, new_vde},
+    {"patch", (const char *const[]){COMMON, "peer", NULL}, new_patch},
     {NULL, NULL, NULL},
 };
 

@@ -147,6 +147,8 @@ static int sw_port(lua_State *L) {
   int err = ls_port_add(s->sw, p);
   if (err == -EMFILE)
     return lsl_fail(L, err, "limit of " LS_STR(LS_MAX_PORTS) " ports per switch reached");
+  if (err == -EBUSY && strcmp(kind->name, "patch") == 0)
+    return lsl_fail(L, err, "the peer patch port already has its other end");
   if (err) return lsl_fail(L, err, err == -EEXIST ? "port name in use" : "port");
   lsl_port_push(L, 1, p, kind->name);
   return 1;
