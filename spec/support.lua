@@ -146,7 +146,7 @@ function S.record(sw, types)
 end
 
 local RX_DROPS = { "runt", "oversize", "down", "no_dest", "link_local", "vlan", "locked", "filter",
-  "police", "punted", "punt_limit", "impair", "admission", "refused" }
+  "police", "punted", "punt_limit", "impair", "admission", "refused", "stp" }
 local TX_DROPS = { "tx_filter", "tx_impair", "tx_full", "tx_mtu", "tx_error", "tx_down", "no_remote",
   "capture_full" }
 
@@ -159,7 +159,7 @@ function S.check_counters(p)
   local ok = luaswitch.wait_until(function()
     local st, imp, q = p:stats(), p:impair(), p:info().queued
     local i, o = imp["in"] or { waiting = 0 }, imp.out or { waiting = 0 }
-    local rx = st.rx_forwarded + i.waiting
+    local rx = st.rx_forwarded + st.rx_bpdu + i.waiting
     for _, k in ipairs(RX_DROPS) do rx = rx + st.drops[k] end
     local tx = st.tx_frames + q + o.waiting
     for _, k in ipairs(TX_DROPS) do tx = tx + st.drops[k] end

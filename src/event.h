@@ -28,6 +28,7 @@ enum ls_event_type {
                        port's); value = refusals this event stands for */
   LS_EV_ADMIT,      /* mac, vlan, port: a new source MAC waits for the admission policy */
   LS_EV_REFUSE,     /* mac, vlan, port: the admission policy refused it */
+  LS_EV_STP,        /* port: its STP state (state) or role (reason) changed */
 };
 
 /* The bytes of a punted or sampled frame. Allocated by the data plane, freed by whoever

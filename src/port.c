@@ -35,6 +35,10 @@ int ls_port_init(ls_port *p, const ls_port_ops *ops, ls_runtime *rt, const ls_po
   p->link_up = false;
   p->vlan.mode = LS_VLAN_ACCESS;
   p->vlan.pvid = 1;
+  p->stp_state = LS_STP_FORWARDING;
+  p->stp.priority = cfg->stp_priority;
+  p->stp.cost = cfg->stp_cost;
+  p->stp.edge = cfg->stp_edge;
   uint32_t cap = pow2_at_least(cfg->txqlen);
   p->txq = calloc(cap, sizeof(*p->txq));
   if (!p->txq) return -ENOMEM;
@@ -288,6 +292,7 @@ static void emit_port_event(ls_port *p, int reason) {
   ev.state = (uint8_t)((p->admin_up ? 1 : 0) | (p->link_up && !p->imp_down ? 2 : 0));
   ev.reason = (uint8_t)reason;
   ls_rt_emit(p->rt, &ev);
+  if (p->sw && p->sw->stp && p->attached && !p->closing) ls_stp_port_changed(p->sw->stp, p, false);
 }
 
 /* Forwarding through this port stopped: forget where its addresses were, drop its queue. */
@@ -342,6 +347,7 @@ void ls_port_close_dp(ls_port *p) {
   sw->nports--;
   ls_fdb_owner_remove(&sw->fdb, &p->owner);
   ls_admit_forget_owner(&sw->admit, p);
+  if (sw->stp) ls_stp_port_changed(sw->stp, p, true);
   ls_rt_unmark_dirty(p->rt, p);
   ls_port_drain_queue(p); /* also releases inputs waiting on it */
   forget_waiter(p);
@@ -394,6 +400,7 @@ static int cmd_add(ls_runtime *rt, ls_cmd *cmd) {
   p->index = sw->nports;
   sw->ports[sw->nports++] = p;
   p->attached = true;
+  if (sw->stp) p->stp_state = LS_STP_DISABLED; /* until STP says otherwise */
   r = p->ops->attach(p);
   if (r) {
     sw->nports--;
@@ -402,6 +409,7 @@ static int cmd_add(ls_runtime *rt, ls_cmd *cmd) {
     p->sw = NULL;
     return r;
   }
+  if (sw->stp) ls_stp_port_changed(sw->stp, p, false);
   return 0;
 }
 
@@ -477,8 +485,19 @@ static int cmd_configure(ls_runtime *rt, ls_cmd *cmd) {
   if (!cfg->admission && p->cfg.admission) ls_admit_forget_owner(&p->sw->admit, p);
   if (cfg->max_macs != p->cfg.max_macs)
     ls_fdb_set_owner_max(&p->sw->fdb, &p->owner, cfg->max_macs, rt->now);
+  bool stp_changed = cfg->stp_cost != p->cfg.stp_cost || cfg->stp_priority != p->cfg.stp_priority ||
+                     cfg->stp_edge != p->cfg.stp_edge;
   p->cfg = *cfg;
   p->cfg.up = up;
+  if (stp_changed) {
+    p->stp.cost = cfg->stp_cost;
+    p->stp.edge = cfg->stp_edge;
+    if (cfg->stp_priority != p->stp.priority) {
+      p->stp.priority = cfg->stp_priority;
+      p->stp.id = (uint16_t)(((cfg->stp_priority >> 4) << 12) | (p->stp.id & 0x0fff));
+    }
+    if (p->sw->stp) ls_stp_port_changed(p->sw->stp, p, false);
+  }
   p->rx_cls = class_for_mtu(cfg->mtu);
   set_watermarks(p);
   if (p->congested && p->txq_len <= p->lowat) uncongest(p);
@@ -519,6 +538,8 @@ static int cmd_info(ls_runtime *rt, ls_cmd *cmd) {
   o->mirror_out_id = p->mirror_out ? p->mirror_out->id : 0;
   o->mirror_dest = p->mirror_refs > 0;
   o->macs = p->owner.dyn;
+  o->stp_state = p->stp_state;
+  o->stp_role = p->stp.role;
   o->static_macs = p->owner.nstatic;
   o->fd = -1;
   if (p->ops->describe) p->ops->describe(p, o);

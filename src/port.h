@@ -37,6 +37,7 @@
 #include "fdb.h"
 #include "filter.h"
 #include "impair.h"
+#include "stp.h"
 #include "runtime.h"
 
 #define LS_TXQLEN_DEFAULT 1024
@@ -59,6 +60,7 @@ typedef struct ls_port_drops {
   uint64_t police;     /* an ingress policer dropped it */
   uint64_t punted;     /* handed to Lua by a punt rule (not forwarded) */
   uint64_t punt_limit; /* a punt rule over its rate */
+  uint64_t stp;        /* STP: the port is not forwarding (blocking, listening, learning) */
   uint64_t admission;  /* admission on, default "drop": source MAC not yet approved */
   uint64_t refused;    /* source MAC refused by the admission policy */
   uint64_t impair;   /* the receive impairment dropped it (loss, bound, MTU), or the link is cut */
@@ -91,6 +93,7 @@ typedef struct ls_port_stats {
   uint64_t rx_duplicated;       /* extra copies a receive impairment made */
   uint64_t tx_duplicated;       /* extra copies a send impairment made */
   uint64_t learn_refused;       /* source MACs not learned: table or port cap full, or refused */
+  uint64_t rx_bpdu;             /* STP BPDUs taken by the switch's STP (not forwarded) */
   uint64_t hangups;             /* times the peer went away */
   ls_port_drops drops;
 } ls_port_stats;
@@ -134,15 +137,18 @@ typedef struct ls_port_config {
   uint32_t txqlen;
   bool up; /* admin state at creation */
   /* flags, as the Linux bridge names them */
-  bool learning;     /* learn source MACs (default on) */
-  bool flood;        /* receive unknown unicast (default on) */
-  bool mcast_flood;  /* receive flooded multicast (default on) */
-  bool bcast_flood;  /* receive broadcast (default on) */
-  bool isolated;     /* reach only non-isolated ports */
-  bool hairpin;      /* may send a frame back out the port it came in on */
-  bool locked;       /* pass only frames from MACs already in the table on this port */
-  uint8_t admission; /* new source MACs wait for Lua's approval: LS_ADMIT_* */
-  uint32_t max_macs; /* cap on the MACs learned on this port, 0: none */
+  bool learning;        /* learn source MACs (default on) */
+  bool flood;           /* receive unknown unicast (default on) */
+  bool mcast_flood;     /* receive flooded multicast (default on) */
+  bool bcast_flood;     /* receive broadcast (default on) */
+  bool isolated;        /* reach only non-isolated ports */
+  bool hairpin;         /* may send a frame back out the port it came in on */
+  bool locked;          /* pass only frames from MACs already in the table on this port */
+  uint8_t admission;    /* new source MACs wait for Lua's approval: LS_ADMIT_* */
+  uint32_t max_macs;    /* cap on the MACs learned on this port, 0: none */
+  uint32_t stp_cost;    /* STP path cost (default 100) */
+  uint8_t stp_priority; /* STP port priority, a multiple of 16 (default 128) */
+  bool stp_edge;        /* STP edge port: forwards at once, never a topology change */
 } ls_port_config;
 
 enum ls_admission { LS_ADMIT_OFF = 0, LS_ADMIT_FLOOD = 1, LS_ADMIT_DROP = 2 };
@@ -178,7 +184,9 @@ struct ls_port {
   ls_ruleset *rules[2]; /* LS_DIR_IN, LS_DIR_OUT */
   ls_impair *imp[2];    /* LS_DIR_IN, LS_DIR_OUT; NULL when off */
   bool imp_down;        /* impairment: the link is cut */
-  ls_port *imp_next;    /* runtime's list of ports with frames on a delay line */
+  uint8_t stp_state;    /* LS_STP_*: forwarding (0) unless the switch runs STP */
+  ls_stp_port stp;
+  ls_port *imp_next; /* runtime's list of ports with frames on a delay line */
   bool imp_listed;
   /* mirroring: copies of what this port receives / sends go to these ports */
   ls_port *mirror_in, *mirror_out;
@@ -207,6 +215,7 @@ typedef struct ls_port_info {
   uint32_t mirror_in_id, mirror_out_id; /* 0: none */
   bool mirror_dest;                     /* a mirror destination (out of normal service) */
   uint32_t macs, static_macs;           /* entries in the switch's table on this port */
+  uint8_t stp_state, stp_role;          /* with STP on the switch */
   int fd;
 } ls_port_info;
 
@@ -217,6 +226,8 @@ static inline void ls_port_config_defaults(ls_port_config *c) {
   c->txqlen = LS_TXQLEN_DEFAULT;
   c->up = true;
   c->learning = c->flood = c->mcast_flood = c->bcast_flood = true;
+  c->stp_cost = 100;
+  c->stp_priority = 128;
 }
 
 /* Control plane: initialise the common part (validated cfg). 0 or -ENOMEM. */

@@ -468,6 +468,7 @@ static const char *excluded(const fwd *w, const ls_port *p, int kind) {
   const ls_port *in = w->in;
   if (p == in && !in->cfg.hairpin) return "the input port (hairpin off)";
   if (!ls_port_forwarding(p)) return p->imp_down ? "link cut by an impairment" : "down";
+  if (p->stp_state != LS_STP_FORWARDING) return "STP: not forwarding";
   if (p->mirror_refs) return "a mirror destination";
   if (in->cfg.isolated && p->cfg.isolated) return "isolated (so is the input port)";
   if (w->aware && !vlan_member(p, w->vid)) return "not a member of the VLAN";
@@ -616,8 +617,22 @@ static void process(ls_switch *sw, ls_port *in, ls_buf *b, unsigned flags, bool 
   if (LS_UNLIKELY(!in->admin_up)) DROP(down, "the input port is down");
   if (LS_UNLIKELY(in->imp_down)) DROP(impair, "the input link is cut by an impairment");
   if (LS_UNLIKELY(in->mirror_refs)) DROP(no_dest, "the input port is a mirror destination");
-  if (LS_UNLIKELY(link_local(f)) && !sw->cfg.wire)
-    DROP(link_local, "link-local destination (01:80:C2:00:00:0X) and wire mode off");
+  if (LS_UNLIKELY(link_local(f))) {
+    if (sw->stp && ls_stp_is_bpdu(f, len)) { /* for our spanning tree, not for forwarding */
+      if (x) {
+        x->verdict = "consumed";
+        x->reason = "a BPDU: taken by the switch's STP";
+      } else {
+        in->st.rx_bpdu++;
+        ls_stp_rx(sw->stp, in, f, len);
+      }
+      goto drop;
+    }
+    if (!sw->cfg.wire)
+      DROP(link_local, "link-local destination (01:80:C2:00:00:0X) and wire mode off");
+  }
+  if (LS_UNLIKELY(in->stp_state > LS_STP_LEARNING))
+    DROP(stp, "STP: the input port is not forwarding");
 
   if (LS_UNLIKELY(in->rules[LS_DIR_IN] != NULL) && !(flags & LS_IN_INJECTED)) {
     int decided;
@@ -717,6 +732,9 @@ static void process(ls_switch *sw, ls_port *in, ls_buf *b, unsigned flags, bool 
       }
     }
   }
+
+  if (LS_UNLIKELY(in->stp_state == LS_STP_LEARNING))
+    DROP(stp, "STP: the input port is learning, not forwarding yet");
 
   int kind;
   if (LS_LIKELY(!ls_mac_is_group(dst))) {
@@ -908,6 +926,10 @@ void ls_switch_close_dp(ls_switch *sw) {
     }
   }
   sw->attached = false;
+  if (sw->stp) {
+    ls_stp_close(sw->stp, NULL);
+    sw->stp = NULL;
+  }
   uv_timer_stop(&sw->age_timer);
   uv_close((uv_handle_t *)&sw->age_timer, on_switch_closed);
 }

@@ -21,6 +21,7 @@
 #include "common.h"
 #include "fdb.h"
 #include "runtime.h"
+#include "stp.h"
 
 #define LS_MAX_PORTS 4096    /* ports per switch */
 #define LS_MAX_SEGS 192      /* segments one GSO frame may be cut into (64 KiB / 342 bytes) */
@@ -75,6 +76,7 @@ struct ls_switch {
   uv_timer_t age_timer;
   uint64_t timer_due;     /* clock time the aging timer is set for, UINT64_MAX if idle */
   ls_admit admit;         /* learning admission: pending and refused source MACs */
+  ls_stp *stp;            /* spanning tree, when on */
   ls_move_slot *moves;    /* LS_MOVE_SLOTS, allocated at the first move */
   uint32_t moves_folding; /* slots with folded moves to report */
   uint64_t moves_due;     /* when the earliest of them is due */

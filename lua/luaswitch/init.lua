@@ -192,9 +192,9 @@ M.stop = stop
 
 local EVENTS = {
   learn = true, move = true, age = true, evict = true, port = true, error = true, lost = true,
-  punt = true, sample = true, table_full = true, admit = true, refuse = true,
+  punt = true, sample = true, table_full = true, admit = true, refuse = true, stp = true,
 }
-local EVENT_LIST = "learn, move, age, evict, port, error, lost, punt, sample, table_full, admit, refuse"
+local EVENT_LIST = "learn, move, age, evict, port, error, lost, punt, sample, table_full, admit, refuse, stp"
 
 -- handlers[key][event] = { fn, ... }; key is a switch, or M for global handlers
 local handlers = setmetatable({}, { __mode = "k" })

@@ -195,8 +195,9 @@ static const char *reason_name(int r) {
 }
 
 static void push_event(lua_State *L, const ls_event *ev) {
-  static const char *const types[] = {NULL,    "learn", "move",   "age",        "evict", "port",
-                                      "error", "punt",  "sample", "table_full", "admit", "refuse"};
+  static const char *const types[] = {NULL,    "learn",  "move", "age",    "evict",
+                                      "port",  "error",  "punt", "sample", "table_full",
+                                      "admit", "refuse", "stp"};
   lua_createtable(L, 0, 10);
   int t = lua_gettop(L);
   lua_pushstring(L, ev->type < LS_ARRAY_LEN(types) && types[ev->type] ? types[ev->type] : "?");
@@ -260,6 +261,12 @@ static void push_event(lua_State *L, const ls_event *ev) {
     lua_setfield(L, t, "message");
     lua_pushstring(L, reason_name(ev->reason));
     lua_setfield(L, t, "where");
+    break;
+  case LS_EV_STP:
+    lua_pushstring(L, lsl_stp_state_name(ev->state));
+    lua_setfield(L, t, "state");
+    lua_pushstring(L, lsl_stp_role_name(ev->reason));
+    lua_setfield(L, t, "role");
     break;
   case LS_EV_PUNT:
   case LS_EV_SAMPLE: {

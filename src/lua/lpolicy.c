@@ -12,6 +12,7 @@
 #include "impair.h"
 #include "lutil.h"
 #include "port.h"
+#include "stp.h"
 #include "vlan.h"
 
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- port flags ------------------------------------------------------------------------------ */
 
@@ -37,6 +39,12 @@ void lsl_read_flags(lua_State *L, int idx, const char *fn, ls_port_config *c) {
   for (int i = 0; lsl_flag_names[i]; i++)
     *flag_ptr(c, i) = lsl_opt_boolean(L, idx, fn, lsl_flag_names[i], *flag_ptr(c, i));
   c->max_macs = (uint32_t)lsl_opt_integer(L, idx, fn, "max_macs", c->max_macs, 0, LS_FDB_MAX_MACS);
+  c->stp_cost = (uint32_t)lsl_opt_integer(L, idx, fn, "stp_cost", c->stp_cost, 1, 200000000);
+  lua_Integer prio = lsl_opt_integer(L, idx, fn, "stp_priority", c->stp_priority, 0, 240);
+  if (prio % 16)
+    lsl_opt_error(L, fn, "stp_priority", "a multiple of 16 (0 to 240) expected, got %d", (int)prio);
+  c->stp_priority = (uint8_t)prio;
+  c->stp_edge = lsl_opt_boolean(L, idx, fn, "stp_edge", c->stp_edge);
   /* admission: "flood" or "drop" (what frames from a MAC waiting for approval do), false */
   if (lsl_field(L, idx, "admission") == LUA_TBOOLEAN) {
     if (lua_toboolean(L, -1))
@@ -57,6 +65,10 @@ void lsl_push_flags(lua_State *L, int t, const ls_port_config *c) {
     lua_setfield(L, t, lsl_flag_names[i]);
   }
   lsl_setint(L, t, "max_macs", c->max_macs);
+  lsl_setint(L, t, "stp_cost", c->stp_cost);
+  lsl_setint(L, t, "stp_priority", c->stp_priority);
+  lua_pushboolean(L, c->stp_edge);
+  lua_setfield(L, t, "stp_edge");
   if (c->admission)
     lua_pushstring(L, admission_names[c->admission]);
   else
@@ -725,6 +737,153 @@ static int sw_explain(lua_State *L) {
   return 1;
 }
 
+/* ---- spanning tree ------------------------------------------------------------------------- */
+
+static const char *const stp_states[] = {"forwarding", "learning", "listening", "blocking",
+                                         "disabled"};
+static const char *const stp_roles[] = {"disabled", "root", "designated", "alternate"};
+
+const char *lsl_stp_state_name(int state) {
+  return state >= 0 && state < (int)LS_ARRAY_LEN(stp_states) ? stp_states[state] : "?";
+}
+
+const char *lsl_stp_role_name(int role) {
+  return role >= 0 && role < (int)LS_ARRAY_LEN(stp_roles) ? stp_roles[role] : "?";
+}
+
+/* Seconds to 1/256 s, within [min, max] seconds. */
+static uint32_t stp_time(lua_State *L, int idx, const char *fn, const char *key, uint32_t def,
+                         double min, double max) {
+  double v = lsl_opt_number(L, idx, fn, key, def / 256.0, min, max);
+  return (uint32_t)llround(v * 256);
+}
+
+void lsl_read_stp(lua_State *L, int idx, const char *fn, uint32_t switch_id, ls_stp_config *c) {
+  memset(c, 0, sizeof(*c));
+  c->priority = 32768;
+  c->hello = 2 * 256; /* 802.1D's (and Linux's) defaults */
+  c->max_age = 20 * 256;
+  c->fwd_delay = 15 * 256;
+  /* A locally administered bridge address, unique per switch and per process. */
+  uint64_t r = ((uint64_t)getpid() << 16) ^ ((uint64_t)switch_id << 40);
+  c->mac[0] = 0x02;
+  for (int i = 1; i < 6; i++) c->mac[i] = (uint8_t)(r >> (8 * (i - 1)));
+  c->mac[5] = (uint8_t)switch_id;
+  c->mac[4] = (uint8_t)(switch_id >> 8);
+  if (lua_type(L, idx) == LUA_TBOOLEAN) return;
+  if (lua_type(L, idx) != LUA_TTABLE)
+    luaL_error(L,
+               "%s: true, false or a table { priority =, hello =, forward_delay =, max_age = } "
+               "expected, got %s",
+               fn, luaL_typename(L, idx));
+  static const char *const known[] = {"priority", "hello", "forward_delay", "max_age", "mac", NULL};
+  lsl_check_known(L, idx, fn, known);
+  lua_Integer prio = lsl_opt_integer(L, idx, fn, "priority", 32768, 0, 61440);
+  if (prio % 4096)
+    lsl_opt_error(L, fn, "priority", "a multiple of 4096 expected, got %d", (int)prio);
+  c->priority = (uint16_t)prio;
+  c->hello = stp_time(L, idx, fn, "hello", c->hello, 0.05, 10);
+  c->max_age = stp_time(L, idx, fn, "max_age", c->max_age, 0.2, 40);
+  c->fwd_delay = stp_time(L, idx, fn, "forward_delay", c->fwd_delay, 0.05, 30);
+  if (c->max_age <= c->hello)
+    lsl_opt_error(L, fn, "max_age", "must be longer than hello (%g s)", c->hello / 256.0);
+  const char *mac = lsl_opt_string(L, idx, fn, "mac", NULL, 17);
+  if (mac && (ls_mac_parse(mac, c->mac) != 0 || ls_mac_is_group(c->mac) || ls_mac_is_zero(c->mac)))
+    lsl_opt_error(L, fn, "mac", "a unicast MAC address expected, got '%s'", mac);
+}
+
+static void push_bridge_id(lua_State *L, uint64_t id) {
+  uint8_t m[6];
+  char s[32];
+  ls_u64_to_mac(id & 0xffffffffffffULL, m);
+  snprintf(s, sizeof(s), "%04x.%02x%02x%02x%02x%02x%02x", (unsigned)(id >> 48), m[0], m[1], m[2],
+           m[3], m[4], m[5]);
+  lua_pushstring(L, s);
+}
+
+/*
+ * sw:stp() -> { enabled =, bridge_id = "8000.02...", root_id =, is_root =, root_cost =,
+ *   root_port =, hello =, forward_delay =, max_age = (in use: the root's),
+ *   topology_change =, topology_changes =, ports = { { port =, state =, role =, cost =,
+ *   id =, edge =, rx_bpdu =, tx_bpdu =, designated_root =, designated_bridge =,
+ *   designated_cost = }, ... } }
+ * sw:stp(true | { priority =, hello =, forward_delay =, max_age =, mac = }) -> sw: run STP
+ * (restarted with the new settings); sw:stp(false) -> sw: stop (every port forwards).
+ */
+static int sw_stp(lua_State *L) {
+  lsl_switch *s = lsl_check_switch(L, 1);
+  int err;
+  if (lua_isnone(L, 2)) {
+    ls_stp_info in;
+    err = ls_switch_stp_info(s->sw, &in);
+    if (err) return lsl_fail(L, err, "stp");
+    lua_createtable(L, 0, 12);
+    int t = lua_gettop(L);
+    lua_pushboolean(L, in.enabled);
+    lua_setfield(L, t, "enabled");
+    if (in.enabled) {
+      push_bridge_id(L, in.bridge_id);
+      lua_setfield(L, t, "bridge_id");
+      push_bridge_id(L, in.root.root);
+      lua_setfield(L, t, "root_id");
+      lsl_setint(L, t, "root_cost", in.root.cost);
+      lua_pushboolean(L, in.root.root == in.bridge_id);
+      lua_setfield(L, t, "is_root");
+      if (in.root_port_id) {
+        lsl_push_object(L, LSL_PORTS, in.root_port_id);
+        lua_setfield(L, t, "root_port");
+      }
+      lua_pushnumber(L, in.hello / 256.0);
+      lua_setfield(L, t, "hello");
+      lua_pushnumber(L, in.fwd_delay / 256.0);
+      lua_setfield(L, t, "forward_delay");
+      lua_pushnumber(L, in.max_age / 256.0);
+      lua_setfield(L, t, "max_age");
+      lua_pushboolean(L, in.topology_change);
+      lua_setfield(L, t, "topology_change");
+      lsl_setint(L, t, "topology_changes", in.topology_changes);
+      lua_createtable(L, (int)in.nports, 0);
+      for (uint32_t i = 0; i < in.nports; i++) {
+        const ls_stp_port_info *pi = &in.ports[i];
+        lua_createtable(L, 0, 12);
+        lsl_push_object(L, LSL_PORTS, pi->port_id);
+        lua_setfield(L, -2, "port");
+        lua_pushstring(L, lsl_stp_state_name(pi->state));
+        lua_setfield(L, -2, "state");
+        lua_pushstring(L, lsl_stp_role_name(pi->role));
+        lua_setfield(L, -2, "role");
+        lsl_setint(L, -1, "cost", pi->cost);
+        lsl_setint(L, -1, "id", pi->stp_id);
+        lua_pushboolean(L, pi->oper_edge);
+        lua_setfield(L, -2, "edge");
+        lsl_setint(L, -1, "rx_bpdu", pi->rx_bpdu);
+        lsl_setint(L, -1, "tx_bpdu", pi->tx_bpdu);
+        if (pi->designated.root != UINT64_MAX) {
+          push_bridge_id(L, pi->designated.root);
+          lua_setfield(L, -2, "designated_root");
+          push_bridge_id(L, pi->designated.bridge);
+          lua_setfield(L, -2, "designated_bridge");
+          lsl_setint(L, -1, "designated_cost", pi->designated.cost);
+        }
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+      }
+      lua_setfield(L, t, "ports");
+    }
+    free(in.ports);
+    return 1;
+  }
+  if (lua_type(L, 2) == LUA_TBOOLEAN && !lua_toboolean(L, 2)) {
+    err = ls_switch_stp(s->sw, NULL);
+  } else {
+    ls_stp_config c;
+    lsl_read_stp(L, 2, "stp", s->id, &c);
+    err = ls_switch_stp(s->sw, &c);
+  }
+  if (err) return lsl_fail(L, err, "stp");
+  lua_settop(L, 1);
+  return 1;
+}
+
 /* ---- registration ---------------------------------------------------------------------------- */
 
 const luaL_Reg lsl_port_policy_methods[] = {
@@ -734,5 +893,6 @@ const luaL_Reg lsl_port_policy_methods[] = {
 
 const luaL_Reg lsl_switch_policy_methods[] = {
     {"explain", sw_explain},
+    {"stp", sw_stp},
     {NULL, NULL},
 };

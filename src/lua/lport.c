@@ -75,6 +75,7 @@ static int p_stats(lua_State *L) {
   lsl_setint(L, t, "injected", st.injected);
   lsl_setint(L, t, "sent", st.sent);
   lsl_setint(L, t, "learn_refused", st.learn_refused);
+  lsl_setint(L, t, "rx_bpdu", st.rx_bpdu);
   lsl_setint(L, t, "rx_duplicated", st.rx_duplicated);
   lsl_setint(L, t, "tx_duplicated", st.tx_duplicated);
   lsl_setint(L, t, "hangups", st.hangups);
@@ -92,6 +93,7 @@ static int p_stats(lua_State *L) {
   lsl_setint(L, d, "punted", st.drops.punted);
   lsl_setint(L, d, "punt_limit", st.drops.punt_limit);
   lsl_setint(L, d, "admission", st.drops.admission);
+  lsl_setint(L, d, "stp", st.drops.stp);
   lsl_setint(L, d, "refused", st.drops.refused);
   lsl_setint(L, d, "tx_filter", st.drops.tx_filter);
   lsl_setint(L, d, "impair", st.drops.impair);
@@ -131,6 +133,10 @@ static int p_info(lua_State *L) {
   lsl_push_flags(L, t, &in.cfg);
   lsl_setint(L, t, "macs", in.macs);
   lsl_setint(L, t, "static_macs", in.static_macs);
+  lua_pushstring(L, lsl_stp_state_name(in.stp_state));
+  lua_setfield(L, t, "stp_state");
+  lua_pushstring(L, lsl_stp_role_name(in.stp_role));
+  lua_setfield(L, t, "stp_role");
   lua_pushstring(L, in.admin_up ? "up" : "down");
   lua_setfield(L, t, "admin");
   lua_pushstring(L, in.link_up ? "up" : "down");
@@ -196,9 +202,10 @@ static int p_set(lua_State *L) {
   const char *fn = "set";
   lsl_port *p = lsl_check_port(L, 1);
   lsl_check_table(L, 2, fn);
-  static const char *const known[] = {
-      "name",     "mtu",     "txqlen", "learning", "flood",     "mcast_flood", "bcast_flood",
-      "isolated", "hairpin", "locked", "max_macs", "admission", NULL};
+  static const char *const known[] = {"name",     "mtu",          "txqlen",      "learning",
+                                      "flood",    "mcast_flood",  "bcast_flood", "isolated",
+                                      "hairpin",  "locked",       "max_macs",    "admission",
+                                      "stp_cost", "stp_priority", "stp_edge",    NULL};
   lsl_check_known(L, 2, fn, known);
   ls_port_info in;
   int err = ls_port_info_get(p->p, &in);

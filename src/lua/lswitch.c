@@ -23,8 +23,8 @@ static const char *const vlan_protocols[] = {"802.1q", "802.1ad", NULL};
 
 /* Fill cfg from an options table at idx, starting from the values already in cfg. */
 static void parse_config(lua_State *L, int idx, const char *fn, ls_switch_config *cfg) {
-  static const char *const known[] = {"name",       "aging",         "max_macs", "evict",
-                                      "vlan_aware", "vlan_protocol", "wire",     NULL};
+  static const char *const known[] = {"name",          "aging", "max_macs", "evict", "vlan_aware",
+                                      "vlan_protocol", "wire",  "stp",      NULL};
   lsl_check_known(L, idx, fn, known);
   const char *name = lsl_opt_string(L, idx, fn, "name", NULL, LS_NAME_MAX - 1);
   if (name) snprintf(cfg->name, sizeof(cfg->name), "%s", name);
@@ -42,7 +42,7 @@ static void parse_config(lua_State *L, int idx, const char *fn, ls_switch_config
 }
 
 /* luaswitch.switch { name =, aging =, max_macs =, evict =, vlan_aware =, vlan_protocol =,
- *                    wire = } */
+ *                    wire =, stp = } */
 int lsl_switch_new(lua_State *L) {
   const char *fn = "luaswitch.switch";
   if (lua_isnoneornil(L, 1)) lua_newtable(L);
@@ -60,6 +60,11 @@ int lsl_switch_new(lua_State *L) {
   cfg.evict = LS_EVICT_OLDEST;
   cfg.vlan_tpid = LS_ETH_P_8021Q;
   parse_config(L, 1, fn, &cfg);
+  ls_stp_config stp;
+  bool stp_on =
+      lsl_field(L, 1, "stp") != LUA_TNIL && !(lua_isboolean(L, -1) && !lua_toboolean(L, -1));
+  if (stp_on) lsl_read_stp(L, -1, "luaswitch.switch: option 'stp'", 0, &stp);
+  lua_pop(L, 1);
   ls_runtime *rt = lsl_running(L);
 
   lsl_switch *s = lua_newuserdatauv(L, sizeof(*s), 1);
@@ -84,6 +89,17 @@ int lsl_switch_new(lua_State *L) {
   lua_pushvalue(L, -2);
   lua_rawseti(L, -2, s->id);
   lua_pop(L, 1);
+  if (stp_on) {
+    lsl_field(L, 1, "stp"); /* again, now that the switch has an id for its bridge address */
+    lsl_read_stp(L, -1, "luaswitch.switch: option 'stp'", s->id, &stp);
+    lua_pop(L, 1);
+    err = ls_switch_stp(sw, &stp);
+    if (err) {
+      lsl_switch_mark_closed(L, -1);
+      ls_switch_close(sw);
+      return lsl_fail(L, err, "stp");
+    }
+  }
   return 1;
 }
 

@@ -112,6 +112,11 @@ void lsl_push_flags(lua_State *L, int t, const ls_port_config *c);
 /* A VLAN setting (a VLAN id, or a table) at idx; raises on a bad one. */
 void lsl_read_vlan(lua_State *L, int idx, const char *fn, ls_port_vlan *v);
 extern const luaL_Reg lsl_port_policy_methods[];
+const char *lsl_stp_state_name(int state);
+const char *lsl_stp_role_name(int role);
+/* STP settings (true, or a table { priority =, hello =, forward_delay =, max_age =, mac = })
+ * at idx, over the defaults for switch id; raises on a bad one. */
+void lsl_read_stp(lua_State *L, int idx, const char *fn, uint32_t switch_id, ls_stp_config *c);
 extern const luaL_Reg lsl_switch_policy_methods[];
 
 /* Registration of the types (each file). */
