@@ -24,6 +24,7 @@ describe("fdb", function()
 
   after_each(function()
     for _, ep in pairs(eps) do ep:close() end
+    if not sw.closed then S.audit(sw) end
     sw:close()
     luaswitch.clock("real")
     luaswitch.dispatch(0)

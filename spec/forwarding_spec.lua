@@ -24,6 +24,7 @@ describe("forwarding", function()
 
   after_each(function()
     for _, ep in pairs(eps) do ep:close() end
+    if not sw.closed then S.audit(sw) end
     sw:close()
   end)
 

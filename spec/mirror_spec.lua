@@ -36,6 +36,7 @@ describe("mirroring", function()
 
   after_each(function()
     for _, ep in pairs(eps) do ep:close() end
+    if not sw.closed then S.audit(sw) end
     sw:close()
     S.cleanup()
   end)

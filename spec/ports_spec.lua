@@ -14,6 +14,7 @@ describe("unix datagram ports", function()
   end)
 
   after_each(function()
+    if not sw.closed then S.audit(sw) end
     sw:close()
     S.cleanup()
   end)

@@ -17,6 +17,7 @@ describe("stream ports", function()
 
   after_each(function()
     ea:close()
+    if not sw.closed then S.audit(sw) end
     sw:close()
     S.cleanup()
   end)

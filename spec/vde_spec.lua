@@ -152,6 +152,7 @@ describe("vde ports", function()
 
   after_each(function()
     reap_all()
+    if not sw.closed then S.audit(sw) end
     sw:close()
     S.cleanup()
   end)

@@ -61,6 +61,7 @@ typedef struct ls_port_drops {
   uint64_t punted;     /* handed to Lua by a punt rule (not forwarded) */
   uint64_t punt_limit; /* a punt rule over its rate */
   uint64_t stp;        /* STP: the port is not forwarding (blocking, listening, learning) */
+  uint64_t no_buffer;  /* out of memory while forwarding it (editing a tag, for instance) */
   uint64_t admission;  /* admission on, default "drop": source MAC not yet approved */
   uint64_t refused;    /* source MAC refused by the admission policy */
   uint64_t impair;   /* the receive impairment dropped it (loss, bound, MTU), or the link is cut */

@@ -638,7 +638,7 @@ static void process(ls_switch *sw, ls_port *in, ls_buf *b, unsigned flags, bool 
     int decided;
     int rv = run_rules(&w, in, LS_DIR_IN, &b, &decided);
     if (!b) { /* out of memory editing it */
-      if (!x) in->st.drops.rx_error++;
+      if (!x) in->st.drops.no_buffer++;
       return;
     }
     switch (rv) {
@@ -654,7 +654,7 @@ static void process(ls_switch *sw, ls_port *in, ls_buf *b, unsigned flags, bool 
     case RV_PUNT_LIMIT:
       DROP(punt_limit, "over an ingress punt rule's rate");
     default:
-      DROP(rx_error, "out of memory");
+      DROP(no_buffer, "out of memory");
     }
     f = ls_buf_frame(b);
     len = b->len;
@@ -1203,4 +1203,50 @@ static int cmd_admit(ls_runtime *rt, ls_cmd *cmd) {
 int ls_switch_admit(ls_switch *sw, const uint8_t mac[6], uint16_t vlan, ls_port *p, bool ok) {
   policy_arg a = {.sw = sw, .vlan = vlan, .mac = mac, .port = p, .ok = ok};
   return ls_runtime_call(sw->rt, cmd_admit, &a);
+}
+
+/* ---- audit ------------------------------------------------------------------------------- */
+
+typedef struct {
+  ls_switch *sw;
+  ls_audit_port *out;
+  uint32_t n;
+} audit_arg;
+
+static int cmd_audit(ls_runtime *rt, ls_cmd *cmd) {
+  (void)rt;
+  audit_arg *a = cmd->arg;
+  ls_switch *sw = a->sw;
+  a->out = calloc((size_t)sw->nports + 1, sizeof(ls_audit_port));
+  if (!a->out) return -ENOMEM;
+  for (uint32_t i = 0; i < sw->nports; i++) {
+    const ls_port *p = sw->ports[i];
+    const ls_port_stats *st = &p->st;
+    const ls_port_drops *d = &st->drops;
+    ls_audit_port *o = &a->out[a->n++];
+    o->port_id = p->id;
+    o->rx_in = st->rx_frames + st->injected + st->rx_duplicated;
+    o->rx_out = st->rx_forwarded + st->rx_bpdu + d->runt + d->oversize + d->down + d->no_dest +
+                d->link_local + d->vlan + d->locked + d->stp + d->no_buffer + d->filter +
+                d->police + d->punted + d->punt_limit + d->admission + d->refused + d->impair +
+                (p->imp[LS_DIR_IN] ? ls_impair_waiting(p->imp[LS_DIR_IN]) : 0);
+    o->tx_in = st->tx_queued + st->tx_duplicated;
+    o->tx_out = st->tx_frames + d->tx_filter + d->tx_impair + d->tx_full + d->tx_mtu + d->tx_error +
+                d->tx_down + d->no_remote + d->capture_full + p->txq_len +
+                (p->imp[LS_DIR_OUT] ? ls_impair_waiting(p->imp[LS_DIR_OUT]) : 0);
+  }
+  return 0;
+}
+
+int ls_switch_audit(ls_switch *sw, ls_audit_port **out, uint32_t *n) {
+  audit_arg a = {sw, NULL, 0};
+  int r = ls_runtime_call(sw->rt, cmd_audit, &a);
+  if (r) {
+    free(a.out);
+    a.out = NULL;
+    a.n = 0;
+  }
+  *out = a.out;
+  *n = a.n;
+  return r;
 }

@@ -119,6 +119,19 @@ int ls_switch_vlan_aging_get(ls_switch *sw, uint16_t *vlans, uint64_t *aging, ui
  * Returns the ls_fdb learn result for an approval (LS_LEARN_*), 0 for a refusal, or -errno. */
 int ls_switch_admit(ls_switch *sw, const uint8_t mac[6], uint16_t vlan, ls_port *p, bool ok);
 
+/* Frame conservation for one port, computed at one instant on the data plane:
+ *   rx: rx_frames + injected + rx_duplicated  vs  rx_forwarded + rx_bpdu + receive drops +
+ *       frames waiting on the receive impairment
+ *   tx: tx_queued + tx_duplicated  vs  tx_frames + send drops + queued + frames waiting on
+ *       the send impairment */
+typedef struct ls_audit_port {
+  uint32_t port_id;
+  uint64_t rx_in, rx_out; /* the two sides of the receive identity */
+  uint64_t tx_in, tx_out; /* and of the send identity */
+} ls_audit_port;
+/* Control plane: every port's identities (*out malloc'd, caller frees). */
+int ls_switch_audit(ls_switch *sw, ls_audit_port **out, uint32_t *n);
+
 /* Control plane: snapshot of the table; *out is malloc'd (caller frees). */
 int ls_switch_fdb_dump(ls_switch *sw, ls_fdb_record **out, uint32_t *n);
 int ls_switch_fdb_add(ls_switch *sw, const uint8_t mac[6], uint16_t vlan, ls_port *p,

@@ -884,6 +884,43 @@ static int sw_stp(lua_State *L) {
   return 1;
 }
 
+/* ---- audit --------------------------------------------------------------------------------- */
+
+/* sw:audit() -> true, or false and { { port =, side = "rx" | "tx", received | queued =,
+ * accounted =, missing = }, ... }: checks on every port, at one instant of the data plane,
+ * that each frame it received was forwarded, taken by STP or dropped with a reason (or still
+ * waits on an impairment), and that each frame queued to it was sent, dropped with a reason,
+ * or is still queued. */
+static int sw_audit(lua_State *L) {
+  lsl_switch *s = lsl_check_switch(L, 1);
+  ls_audit_port *ap;
+  uint32_t n;
+  int err = ls_switch_audit(s->sw, &ap, &n);
+  if (err) return lsl_fail(L, err, "audit");
+  lua_newtable(L);
+  int bad = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    for (int side = 0; side < 2; side++) {
+      uint64_t in = side ? ap[i].tx_in : ap[i].rx_in, out = side ? ap[i].tx_out : ap[i].rx_out;
+      if (in == out) continue;
+      lua_createtable(L, 0, 5);
+      lsl_push_object(L, LSL_PORTS, ap[i].port_id);
+      lua_setfield(L, -2, "port");
+      lua_pushstring(L, side ? "tx" : "rx");
+      lua_setfield(L, -2, "side");
+      lsl_setint(L, -1, side ? "queued" : "received", in);
+      lsl_setint(L, -1, "accounted", out);
+      lua_pushinteger(L, (lua_Integer)(in - out));
+      lua_setfield(L, -2, "missing");
+      lua_rawseti(L, -2, ++bad);
+    }
+  }
+  free(ap);
+  lua_pushboolean(L, bad == 0);
+  lua_insert(L, -2);
+  return 2;
+}
+
 /* ---- registration ---------------------------------------------------------------------------- */
 
 const luaL_Reg lsl_port_policy_methods[] = {
@@ -894,5 +931,6 @@ const luaL_Reg lsl_port_policy_methods[] = {
 const luaL_Reg lsl_switch_policy_methods[] = {
     {"explain", sw_explain},
     {"stp", sw_stp},
+    {"audit", sw_audit},
     {NULL, NULL},
 };

@@ -94,6 +94,7 @@ static int p_stats(lua_State *L) {
   lsl_setint(L, d, "punt_limit", st.drops.punt_limit);
   lsl_setint(L, d, "admission", st.drops.admission);
   lsl_setint(L, d, "stp", st.drops.stp);
+  lsl_setint(L, d, "no_buffer", st.drops.no_buffer);
   lsl_setint(L, d, "refused", st.drops.refused);
   lsl_setint(L, d, "tx_filter", st.drops.tx_filter);
   lsl_setint(L, d, "impair", st.drops.impair);
