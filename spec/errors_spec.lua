@@ -5,13 +5,6 @@
 local luaswitch = require "luaswitch"
 local S = require "support"
 
-local function raises(pattern, fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error matching " .. pattern)
-  assert.matches(pattern, tostring(err))
-  return err
-end
-
 describe("bad input", function()
   local sw, a
 
@@ -26,131 +19,131 @@ describe("bad input", function()
   end)
 
   it("rejects a non-table, non-string switch argument", function()
-    raises("luaswitch.switch: options table expected, got number", luaswitch.switch, 42)
+    S.raises("luaswitch.switch: options table expected, got number", luaswitch.switch, 42)
   end)
 
   it("rejects unknown switch options", function()
-    raises("luaswitch.switch: unknown option 'agin'", luaswitch.switch, { agin = 3 })
+    S.raises("luaswitch.switch: unknown option 'agin'", luaswitch.switch, { agin = 3 })
   end)
 
   it("rejects a negative aging time", function()
-    raises("luaswitch.switch: bad option 'aging' %(must be between 0 and .-, got %-1%)",
+    S.raises("luaswitch.switch: bad option 'aging' %(must be between 0 and .-, got %-1%)",
       luaswitch.switch, { aging = -1 })
   end)
 
   it("rejects an aging time of the wrong type", function()
-    raises("bad option 'aging' %(number expected, got string%)", luaswitch.switch, { aging = "300" })
+    S.raises("bad option 'aging' %(number expected, got string%)", luaswitch.switch, { aging = "300" })
   end)
 
   it("rejects a cap of 0", function()
-    raises("luaswitch.switch: bad option 'max_macs' %(must be between 1 and 16777216, got 0%)",
+    S.raises("luaswitch.switch: bad option 'max_macs' %(must be between 1 and 16777216, got 0%)",
       luaswitch.switch, { max_macs = 0 })
   end)
 
   it("rejects a fractional cap", function()
-    raises("bad option 'max_macs' %(integer expected, got number%)", luaswitch.switch, { max_macs = 1.5 })
+    S.raises("bad option 'max_macs' %(integer expected, got number%)", luaswitch.switch, { max_macs = 1.5 })
   end)
 
   it("rejects an unknown eviction policy", function()
-    raises([[bad option 'evict' %(one of "refuse", "oldest", "port" expected, got "newest"%)]],
+    S.raises([[bad option 'evict' %(one of "refuse", "oldest", "port" expected, got "newest"%)]],
       luaswitch.switch, { evict = "newest" })
   end)
 
   it("rejects an over-long name", function()
-    raises("bad option 'name' %(longer than 63 bytes%)", luaswitch.switch, { name = string.rep("n", 64) })
+    S.raises("bad option 'name' %(longer than 63 bytes%)", luaswitch.switch, { name = string.rep("n", 64) })
   end)
 
   it("rejects an unknown port kind", function()
-    raises([[port: bad option 'kind' %(one of "socketpair", "unix", .-"tap", .- expected, got "tap0"%)]], function() return sw:port({ kind = "tap0" }) end)
+    S.raises([[port: bad option 'kind' %(one of "socketpair", "unix", .-"tap", .- expected, got "tap0"%)]], function() return sw:port({ kind = "tap0" }) end)
   end)
 
   it("rejects a port without a kind", function()
-    raises("port: missing option 'kind'", function() return sw:port({ name = "x" }) end)
+    S.raises("port: missing option 'kind'", function() return sw:port({ name = "x" }) end)
   end)
 
   it("rejects options that do not belong to the port kind", function()
-    raises("port: unknown option 'path'", function() return sw:port({ kind = "socketpair", path = "/tmp/x" }) end)
+    S.raises("port: unknown option 'path'", function() return sw:port({ kind = "socketpair", path = "/tmp/x" }) end)
   end)
 
   it("rejects a unix port without a path", function()
-    raises("port: missing option 'path' for a unix port", function() return sw:port({ kind = "unix" }) end)
+    S.raises("port: missing option 'path' for a unix port", function() return sw:port({ kind = "unix" }) end)
   end)
 
   it("rejects an MTU out of range", function()
-    raises("port: bad option 'mtu' %(must be between 68 and 65514, got 67%)", function() return sw:port({ kind = "socketpair", mtu = 67 }) end)
+    S.raises("port: bad option 'mtu' %(must be between 68 and 65514, got 67%)", function() return sw:port({ kind = "socketpair", mtu = 67 }) end)
   end)
 
   it("rejects a duplicate port name and leaves the ports as they were", function()
-    raises("port: bad option 'name' %(a port named 'a' already exists on switch 'bad'%)", function() return sw:port({ kind = "socketpair", name = "a" }) end)
+    S.raises("port: bad option 'name' %(a port named 'a' already exists on switch 'bad'%)", function() return sw:port({ kind = "socketpair", name = "a" }) end)
     assert.same({ a }, sw:ports())
   end)
 
   it("rejects a truncated MAC address", function()
-    raises("bad argument #1 to 'fdb_add' %(malformed MAC address '02:00:00:00:00'", function() return sw:fdb_add("02:00:00:00:00", a) end)
+    S.raises("bad argument #1 to 'fdb_add' %(malformed MAC address '02:00:00:00:00'", function() return sw:fdb_add("02:00:00:00:00", a) end)
   end)
 
   it("rejects a MAC address with non-hex digits", function()
-    raises("bad argument #1 to 'fdb_del' %(malformed MAC address 'zz:00:00:00:00:00'", function() return sw:fdb_del("zz:00:00:00:00:00") end)
+    S.raises("bad argument #1 to 'fdb_del' %(malformed MAC address 'zz:00:00:00:00:00'", function() return sw:fdb_del("zz:00:00:00:00:00") end)
   end)
 
   it("rejects a MAC address of the wrong type", function()
-    raises("bad argument #1 to 'fdb_add' %(MAC address string expected, got number%)", function() return sw:fdb_add(12, a) end)
+    S.raises("bad argument #1 to 'fdb_add' %(MAC address string expected, got number%)", function() return sw:fdb_add(12, a) end)
   end)
 
   it("rejects a multicast static entry", function()
-    raises("bad argument #1 to 'fdb_add' %(a group %(multicast%) address cannot be added%)", function() return sw:fdb_add("01:00:5e:00:00:01", a) end)
+    S.raises("bad argument #1 to 'fdb_add' %(a group %(multicast%) address cannot be added%)", function() return sw:fdb_add("01:00:5e:00:00:01", a) end)
   end)
 
   it("rejects a port that is not a port", function()
-    raises("bad argument #2 to 'fdb_add' %(luaswitch.port expected, got string%)", function() return sw:fdb_add("02:00:00:00:00:01", "a") end)
+    S.raises("bad argument #2 to 'fdb_add' %(luaswitch.port expected, got string%)", function() return sw:fdb_add("02:00:00:00:00:01", "a") end)
   end)
 
   it("rejects a port of another switch", function()
     local other = luaswitch.switch "other"
     local x = other:port { kind = "socketpair", name = "x" }
-    raises("bad argument #2 to 'fdb_add' %(port 'x' belongs to another switch%)", function() return sw:fdb_add("02:00:00:00:00:01", x) end)
+    S.raises("bad argument #2 to 'fdb_add' %(port 'x' belongs to another switch%)", function() return sw:fdb_add("02:00:00:00:00:01", x) end)
   end)
 
   it("rejects a VLAN id out of range", function()
-    raises("fdb_add: bad option 'vlan' %(must be between 0 and 4094, got 4095%)", function() return sw:fdb_add("02:00:00:00:00:01", a, { vlan = 4095 }) end)
+    S.raises("fdb_add: bad option 'vlan' %(must be between 0 and 4094, got 4095%)", function() return sw:fdb_add("02:00:00:00:00:01", a, { vlan = 4095 }) end)
   end)
 
   it("rejects unknown set() options and keeps the old configuration", function()
     sw:set { aging = 60 }
-    raises("set: unknown option 'max_mac'", function() return sw:set({ aging = 10, max_mac = 5 }) end)
-    raises("set: bad option 'max_macs'", function() return sw:set({ aging = 10, max_macs = -5 }) end)
+    S.raises("set: unknown option 'max_mac'", function() return sw:set({ aging = 10, max_mac = 5 }) end)
+    S.raises("set: bad option 'max_macs'", function() return sw:set({ aging = 10, max_macs = -5 }) end)
     assert.same({ name = "bad", aging = 60, max_macs = 8192, evict = "oldest", vlan_aware = false,
       vlan_protocol = "802.1q", wire = false }, sw:config())
   end)
 
   it("rejects calls on a closed switch", function()
     sw:close()
-    raises("calling 'fdb' on bad self %(switch 'bad' is closed%)", function() return sw:fdb() end)
-    raises("calling 'port' on bad self %(switch 'bad' is closed%)", function() return sw:port({ kind = "socketpair" }) end)
-    raises("calling 'stats' on bad self %(switch 'bad' is closed%)", function() return sw:stats() end)
+    S.raises("calling 'fdb' on bad self %(switch 'bad' is closed%)", function() return sw:fdb() end)
+    S.raises("calling 'port' on bad self %(switch 'bad' is closed%)", function() return sw:port({ kind = "socketpair" }) end)
+    S.raises("calling 'stats' on bad self %(switch 'bad' is closed%)", function() return sw:stats() end)
     sw:close() -- closing twice is fine
   end)
 
   it("rejects calls on a closed port", function()
     a:close()
-    raises("calling 'stats' on bad self %(port 'a' is closed%)", function() return a:stats() end)
-    raises("calling 'up' on bad self %(port 'a' is closed%)", function() return a:up() end)
-    raises("bad argument #2 to 'fdb_add' %(port 'a' is closed%)", function() return sw:fdb_add("02:00:00:00:00:01", a) end)
+    S.raises("calling 'stats' on bad self %(port 'a' is closed%)", function() return a:stats() end)
+    S.raises("calling 'up' on bad self %(port 'a' is closed%)", function() return a:up() end)
+    S.raises("bad argument #2 to 'fdb_add' %(port 'a' is closed%)", function() return sw:fdb_add("02:00:00:00:00:01", a) end)
   end)
 
   it("rejects ports of a closed switch", function()
     sw:close()
     assert.is_true(a.closed)
-    raises("calling 'info' on bad self %(port 'a' is closed%)", function() return a:info() end)
+    S.raises("calling 'info' on bad self %(port 'a' is closed%)", function() return a:info() end)
   end)
 
   it("rejects unknown event names and non-function handlers", function()
-    raises("bad argument #1 to 'on' %(unknown event 'lern'", function() return sw:on("lern", function() end) end)
-    raises("bad argument #2 to 'on' %(function expected, got string%)", function() return sw:on("learn", "f") end)
+    S.raises("bad argument #1 to 'on' %(unknown event 'lern'", function() return sw:on("lern", function() end) end)
+    S.raises("bad argument #2 to 'on' %(function expected, got string%)", function() return sw:on("learn", "f") end)
   end)
 
   it("rejects a bad dispatch timeout", function()
-    raises("bad argument #1 to 'dispatch'", luaswitch.dispatch, -1)
+    S.raises("bad argument #1 to 'dispatch'", luaswitch.dispatch, -1)
   end)
 
   it("returns nil, message, code for a path in use", function()
@@ -180,23 +173,23 @@ describe("bad input", function()
   it("rejects peer_fd on a port that is not a socketpair", function()
     local dir = S.tmpdir()
     local u = sw:port { kind = "unix", name = "u", path = dir .. "/s.sock" }
-    raises("calling 'peer_fd' on bad self %(port 'u' is a unix port, not a socketpair%)", function() return u:peer_fd() end)
+    S.raises("calling 'peer_fd' on bad self %(port 'u' is a unix port, not a socketpair%)", function() return u:peer_fd() end)
   end)
 
   it("rejects taking a socketpair's peer twice", function()
     local ep = a:endpoint()
-    raises("port 'a': the peer end was already handed over", function() return a:endpoint() end)
+    S.raises("port 'a': the peer end was already handed over", function() return a:endpoint() end)
     ep:close()
   end)
 
   it("rejects oversized frames and busy endpoints", function()
     local ep = a:endpoint()
-    raises("bad argument #1 to 'send' %(frame longer than 65536 bytes%)", function() return ep:send(string.rep("x", 65537)) end)
+    S.raises("bad argument #1 to 'send' %(frame longer than 65536 bytes%)", function() return ep:send(string.rep("x", 65537)) end)
     local job = ep:start_receiving()
-    raises("calling 'send' on bad self %(endpoint is busy with a background job%)", function() return ep:send("x") end)
+    S.raises("calling 'send' on bad self %(endpoint is busy with a background job%)", function() return ep:send("x") end)
     job:stop()
     ep:close()
-    raises("calling 'recv' on bad self %(endpoint is closed%)", function() return ep:recv() end)
+    S.raises("calling 'recv' on bad self %(endpoint is closed%)", function() return ep:recv() end)
   end)
 end)
 

@@ -11,12 +11,6 @@ local S = require "support"
 local ALL = { "learn", "move", "age", "evict", "port", "error", "table_full", "admit", "refuse",
   "punt", "sample" }
 
-local function entry(sw, mac, vlan)
-  for _, e in ipairs(sw:fdb()) do
-    if e.mac == mac and e.vlan == (vlan or 0) then return e end
-  end
-end
-
 describe("events and table policy", function()
   local sw, ports, eps, rec
 
@@ -117,7 +111,7 @@ describe("events and table policy", function()
     local last = rec.move[2]
     assert.same({ 99, ports.b, ports.a, S.mac(9) }, { last.folded, last.from, last.to, last.mac })
     assert.equal(99, sw:stats().moves_folded)
-    assert.equal(ports.a, entry(sw, S.mac(9)).port)
+    assert.equal(ports.a, S.entry(sw, S.mac(9)).port)
     -- a quiet MAC moving once more, after the window: reported at once, not folded
     luaswitch.advance(2)
     send("c", 9)
@@ -158,8 +152,8 @@ describe("events and table policy", function()
     sw:set { evict = "oldest" }
     send("a", 7)
     settle()
-    assert.is_nil(entry(sw, S.mac(1)))
-    assert.truthy(entry(sw, S.mac(7)))
+    assert.is_nil(S.entry(sw, S.mac(1)))
+    assert.truthy(S.entry(sw, S.mac(7)))
     assert.equal(S.mac(1), rec.evict[1].mac)
     ports.a:set { max_macs = 1 } -- lowering evicts at once
     assert.equal(1, ports.a:info().macs)
@@ -180,7 +174,7 @@ describe("events and table policy", function()
     assert.equal(2, count("learn"))
     assert.equal(1, count("refuse"))
     assert.same({ S.mac(3), ports.a, 0 }, { rec.refuse[1].mac, rec.refuse[1].port, rec.refuse[1].vlan })
-    assert.is_nil(entry(sw, S.mac(3)))
+    assert.is_nil(S.entry(sw, S.mac(3)))
     assert.equal(1, sw:stats().refused)
     assert.equal(2, sw:stats().admitted)
     assert.equal(1, ports.a:stats().learn_refused)
@@ -190,11 +184,11 @@ describe("events and table policy", function()
     assert.equal(S.frame(1, S.BCAST), eps.b:recv(1))
     assert.equal(1, ports.a:stats().drops.refused)
     -- the approved ones pass and are refreshed like any learned entry
-    assert.equal(ports.a, entry(sw, S.mac(1)).port)
+    assert.equal(ports.a, S.entry(sw, S.mac(1)).port)
     -- another port without admission learns freely
     send("b", 3)
     settle()
-    assert.equal(ports.b, entry(sw, S.mac(3)).port)
+    assert.equal(ports.b, S.entry(sw, S.mac(3)).port)
     assert.equal(3, count("learn"))
   end)
 
@@ -219,7 +213,7 @@ describe("events and table policy", function()
     -- the answers
     assert.is_true(sw:admit(S.mac(1), ports.a, true))
     assert.is_true(sw:admit(S.mac(2), ports.b, true))
-    assert.equal(ports.a, entry(sw, S.mac(1)).port)
+    assert.equal(ports.a, S.entry(sw, S.mac(1)).port)
     eps.b:send(S.frame(2, S.BCAST))
     assert.truthy(eps.c:recv(1))
     -- pending requests expire: asked again after 5 s
@@ -235,7 +229,7 @@ describe("events and table policy", function()
     assert.is_false(ports.a:info().admission)
     eps.a:send(S.frame(5, S.BCAST))
     settle()
-    assert.equal(ports.a, entry(sw, S.mac(5)).port)
+    assert.equal(ports.a, S.entry(sw, S.mac(5)).port)
   end)
 
   it("admits by allow-list, reports a failing policy, and keeps forwarding", function()
@@ -246,7 +240,7 @@ describe("events and table policy", function()
     settle()
     assert.is_nil(eps.b:recv(0.05))
     assert.equal(3, ports.a:stats().drops.admission)
-    assert.same({ true, true, false }, { entry(sw, S.mac(1)) ~= nil, entry(sw, S.mac(2)) ~= nil, entry(sw, S.mac(3)) ~= nil })
+    assert.same({ true, true, false }, { S.entry(sw, S.mac(1)) ~= nil, S.entry(sw, S.mac(2)) ~= nil, S.entry(sw, S.mac(3)) ~= nil })
     assert.equal(1, count("refuse"))
     local reports = {}
     local old = luaswitch.report
@@ -271,8 +265,8 @@ describe("events and table policy", function()
     assert.truthy(eps.x:recv(1)); assert.truthy(eps.x:recv(1))
     luaswitch.advance(11)
     settle()
-    assert.is_nil(entry(sw, S.mac(1), 10))
-    assert.truthy(entry(sw, S.mac(2), 20))
+    assert.is_nil(S.entry(sw, S.mac(1), 10))
+    assert.truthy(S.entry(sw, S.mac(2), 20))
     assert.equal(1, count("age"))
     sw:vlan_aging(10, nil)
     assert.same({}, sw:vlan_aging())
@@ -280,7 +274,7 @@ describe("events and table policy", function()
     assert.truthy(eps.x:recv(1))
     luaswitch.advance(100)
     settle()
-    assert.truthy(entry(sw, S.mac(1), 10)) -- back on the switch's 300 s
+    assert.truthy(S.entry(sw, S.mac(1), 10)) -- back on the switch's 300 s
     -- bad input and the limit
     assert.has_error(function() sw:vlan_aging(5000, 1) end)
     assert.has_error(function() sw:vlan_aging(10, -1) end)

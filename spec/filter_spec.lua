@@ -6,10 +6,6 @@ local luaswitch = require "luaswitch"
 local frame = require "luaswitch.frame"
 local S = require "support"
 
-local function nothing(ep, window)
-  return ep:recv(window or 0.05) == nil
-end
-
 -- A frame with a one-byte marker right after the Ethernet header (ether[14]).
 local function marked(src, dst, mark, opts)
   opts = opts or {}
@@ -21,12 +17,6 @@ local function arp(src)
   return frame.ethernet { dst = S.BCAST, src = S.mac(src), type = 0x0806,
     payload = string.pack(">I2I2BBI2", 1, 0x0800, 6, 4, 1) .. frame.mac_bytes(S.mac(src)) ..
       "\10\0\0\1" .. string.rep("\0", 6) .. "\10\0\0\2", size = 60 }
-end
-
-local function raises(pattern, fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error matching " .. pattern)
-  assert.matches(pattern, tostring(err))
 end
 
 describe("filters", function()
@@ -52,7 +42,7 @@ describe("filters", function()
     eps.a:send(arp(1))
     for _ = 1, 3 do eps.a:send(S.frame(1, S.BCAST)) end
     for _ = 1, 3 do assert.equal(S.frame(1, S.BCAST), eps.b:recv(1)) end
-    assert.is_true(nothing(eps.b))
+    assert.is_true(S.nothing(eps.b))
     local rules = ports.a:filter("in")
     assert.equal(2, #rules)
     assert.same({ "arp", "drop", 2, 120, 0 }, { rules[1].match, rules[1].action, rules[1].matches, rules[1].bytes, rules[1].limited })
@@ -84,7 +74,7 @@ describe("filters", function()
     eps.a:send(marked(1, S.BCAST, 2))
     eps.a:send(marked(1, S.BCAST, 1))
     assert.equal(1, eps.b:recv(1):byte(15))
-    assert.is_true(nothing(eps.b))
+    assert.is_true(S.nothing(eps.b))
     ports.a:filter("in", { { match = "ether[14] = 1", action = "drop" } })
     eps.a:send(marked(1, S.BCAST, 1))
     eps.a:send(marked(1, S.BCAST, 2))
@@ -102,7 +92,7 @@ describe("filters", function()
     assert.equal(7, eps.c:recv(1):byte(15))
     assert.equal(8, eps.c:recv(1):byte(15))
     assert.equal(8, eps.b:recv(1):byte(15))
-    assert.is_true(nothing(eps.b))
+    assert.is_true(S.nothing(eps.b))
     local st = ports.b:stats()
     assert.equal(1, st.drops.tx_filter)
     assert.equal(2, st.tx_queued)
@@ -116,7 +106,7 @@ describe("filters", function()
     assert.equal(5, eps.m:recv(1):byte(15)) -- the copy, made before forwarding
     assert.equal(5, eps.m:recv(1):byte(15)) -- m is an ordinary port: the flood reaches it too
     assert.equal(6, eps.m:recv(1):byte(15))
-    assert.is_true(nothing(eps.m))
+    assert.is_true(S.nothing(eps.m))
     assert.equal(5, eps.b:recv(1):byte(15))
     assert.equal(6, eps.b:recv(1):byte(15))
     assert.equal(ports.m, ports.a:filter("in")[1].port)
@@ -196,7 +186,7 @@ describe("filters", function()
     assert.equal(5, n)
     assert.equal(45, ports.a:stats().drops.punt_limit)
     assert.equal(45, ports.a:filter("in")[1].limited)
-    assert.is_true(nothing(eps.b))
+    assert.is_true(S.nothing(eps.b))
   end)
 
   it("samples 1 in N to Lua and forwards every frame", function()
@@ -250,7 +240,7 @@ describe("filters", function()
     local f = marked(9, 1, 77)
     assert.equal(ports.c, ports.c:send(f))
     assert.equal(f, eps.c:recv(1))
-    assert.is_true(nothing(eps.a))
+    assert.is_true(S.nothing(eps.a))
     assert.equal(1, ports.c:stats().sent)
     ports.c:down()
     local ok, err, code = ports.c:send(f)
@@ -357,56 +347,56 @@ describe("bad policy input", function()
   it("rejects VLAN ids 0, 4095 and 5000, naming the option, and keeps the old setting", function()
     ports.a:vlan(10)
     for _, v in ipairs { 0, 4095, 5000 } do
-      raises("vlan: bad option 'vlan' %(a VLAN id between 1 and 4094 expected, got " .. v .. "%)",
+      S.raises("vlan: bad option 'vlan' %(a VLAN id between 1 and 4094 expected, got " .. v .. "%)",
         function() ports.a:vlan(v) end)
-      raises("vlan: bad option 'pvid' %(a VLAN id between 1 and 4094 expected, got " .. v .. "%)",
+      S.raises("vlan: bad option 'pvid' %(a VLAN id between 1 and 4094 expected, got " .. v .. "%)",
         function() ports.a:vlan { pvid = v } end)
-      raises("vlan: bad option 'allowed%[2%]'", function() ports.a:vlan { mode = "trunk", allowed = { 3, v } } end)
-      raises("vlan: bad option 'native'", function() ports.a:vlan { mode = "trunk", allowed = { 3 }, native = v } end)
-      raises("filter: rule 1: bad option 'vid'", function()
+      S.raises("vlan: bad option 'allowed%[2%]'", function() ports.a:vlan { mode = "trunk", allowed = { 3, v } } end)
+      S.raises("vlan: bad option 'native'", function() ports.a:vlan { mode = "trunk", allowed = { 3 }, native = v } end)
+      S.raises("filter: rule 1: bad option 'vid'", function()
         ports.a:filter("in", { { action = "set_vlan", vid = v } })
       end)
     end
-    raises("vlan: bad option 'allowed%[1%]' %(range 30%-20 is backwards%)",
+    S.raises("vlan: bad option 'allowed%[1%]' %(range 30%-20 is backwards%)",
       function() ports.a:vlan { mode = "trunk", allowed = { "30-20" } } end)
-    raises("vlan: bad option 'native' %(only for mode \"trunk\"%)", function() ports.a:vlan { native = 3 } end)
-    raises("port: option 'vlan': bad option 'pvid'", function() sw:port { kind = "socketpair", vlan = { pvid = 0 } } end)
+    S.raises("vlan: bad option 'native' %(only for mode \"trunk\"%)", function() ports.a:vlan { native = 3 } end)
+    S.raises("port: option 'vlan': bad option 'pvid'", function() sw:port { kind = "socketpair", vlan = { pvid = 0 } } end)
     assert.same({ mode = "access", pvid = 10 }, ports.a:vlan())
     assert.equal(2, #sw:ports())
   end)
 
   it("rejects unknown actions, options of other actions, negative rates; keeps the old rules", function()
     ports.a:filter("in", { { match = "arp", action = "drop" } })
-    raises("filter: rule 2: bad option 'action' %(one of \"allow\", .* expected, got \"reject\"%)", function()
+    S.raises("filter: rule 2: bad option 'action' %(one of \"allow\", .* expected, got \"reject\"%)", function()
       ports.a:filter("in", { { action = "count" }, { action = "reject" } })
     end)
-    raises("filter: rule 1: missing option 'action'", function() ports.a:filter("in", { { match = "arp" } }) end)
-    raises("filter: rule 1: bad option 'vid' %(not an option of action \"drop\"%)", function()
+    S.raises("filter: rule 1: missing option 'action'", function() ports.a:filter("in", { { match = "arp" } }) end)
+    S.raises("filter: rule 1: bad option 'vid' %(not an option of action \"drop\"%)", function()
       ports.a:filter("in", { { action = "drop", vid = 3 } })
     end)
-    raises("filter: rule 1: bad option 'pps' %(must be between 0 and", function()
+    S.raises("filter: rule 1: bad option 'pps' %(must be between 0 and", function()
       ports.a:filter("in", { { action = "police", pps = -5 } })
     end)
-    raises("filter: rule 1: a police rule needs", function() ports.a:filter("in", { { action = "police" } }) end)
-    raises("filter: rule 1: bad option 'rate'", function() ports.a:filter("in", { { action = "punt", rate = -1 } }) end)
-    raises("filter: rule 1: bad option 'every'", function() ports.a:filter("in", { { action = "sample", every = 0 } }) end)
-    raises("bad argument #1 to 'filter' %(invalid option 'sideways'%)", function() ports.a:filter("sideways", {}) end)
-    raises("filter: rule 1: unknown option 'mtach'", function() ports.a:filter("in", { { mtach = "arp", action = "drop" } }) end)
+    S.raises("filter: rule 1: a police rule needs", function() ports.a:filter("in", { { action = "police" } }) end)
+    S.raises("filter: rule 1: bad option 'rate'", function() ports.a:filter("in", { { action = "punt", rate = -1 } }) end)
+    S.raises("filter: rule 1: bad option 'every'", function() ports.a:filter("in", { { action = "sample", every = 0 } }) end)
+    S.raises("bad argument #1 to 'filter' %(invalid option 'sideways'%)", function() ports.a:filter("sideways", {}) end)
+    S.raises("filter: rule 1: unknown option 'mtach'", function() ports.a:filter("in", { { mtach = "arp", action = "drop" } }) end)
     assert.same({ "arp", "drop" }, { ports.a:filter("in")[1].match, ports.a:filter("in")[1].action })
   end)
 
   it("rejects a mirror to a closed port or to itself", function()
     local m = sw:port { kind = "socketpair", name = "m" }
     m:close()
-    raises("filter: rule 1: bad option 'port' %(port 'm' is closed%)", function()
+    S.raises("filter: rule 1: bad option 'port' %(port 'm' is closed%)", function()
       ports.a:filter("in", { { action = "mirror", port = m } })
     end)
-    raises("filter: rule 1: bad option 'port' %(a port cannot mirror to itself%)", function()
+    S.raises("filter: rule 1: bad option 'port' %(a port cannot mirror to itself%)", function()
       ports.a:filter("in", { { action = "mirror", port = ports.a } })
     end)
     local other = luaswitch.switch "other"
     local o = other:port { kind = "socketpair" }
-    raises("belongs to another switch", function() ports.a:filter("in", { { action = "mirror", port = o } }) end)
+    S.raises("belongs to another switch", function() ports.a:filter("in", { { action = "mirror", port = o } }) end)
     other:close()
     assert.same({}, ports.a:filter("in"))
   end)
@@ -415,7 +405,7 @@ describe("bad policy input", function()
     ports.a:filter("in", { { match = "arp", action = "drop" } })
     local many = {}
     for i = 1, 10000 do many[i] = { match = "udp port " .. (i % 60000), action = "count" } end
-    raises("at most 1024 rules per port and direction, got 10000", function() ports.a:filter("in", many) end)
+    S.raises("at most 1024 rules per port and direction, got 10000", function() ports.a:filter("in", many) end)
     local max = {}
     for i = 1, 1024 do max[i] = { match = "udp port " .. i, action = "count" } end
     ports.a:filter("out", max)
@@ -427,15 +417,15 @@ describe("bad policy input", function()
 
   it("rejects impairments out of range and keeps the old ones", function()
     ports.a:impair { loss = 0.25, seed = 3 }
-    raises("impair: bad option 'loss' %(must be between 0 and 1, got 1.5%)", function() ports.a:impair { loss = 1.5 } end)
-    raises("impair: bad option 'rate'", function() ports.a:impair { rate = -10 } end)
-    raises("impair: bad option 'rate' %(bits per second or a string like \"10mbit\" expected, got '10 furlongs'%)",
+    S.raises("impair: bad option 'loss' %(must be between 0 and 1, got 1.5%)", function() ports.a:impair { loss = 1.5 } end)
+    S.raises("impair: bad option 'rate'", function() ports.a:impair { rate = -10 } end)
+    S.raises("impair: bad option 'rate' %(bits per second or a string like \"10mbit\" expected, got '10 furlongs'%)",
       function() ports.a:impair { rate = "10 furlongs" } end)
-    raises("impair: bad option 'delay' %(must be between 0 and 60, got %-1%)", function() ports.a:impair { delay = -1 } end)
-    raises("impair: bad option 'dup'", function() ports.a:impair { dup = 2 } end)
-    raises("impair: unknown option 'lose'", function() ports.a:impair { lose = 0.1 } end)
-    raises("impair: bad option 'dir'", function() ports.a:impair { dir = "up", loss = 0.1 } end)
-    raises("impair: bad option 'gilbert' %(give 'loss'", function() ports.a:impair { loss = 0.1, gilbert = { p = 0.1 } } end)
+    S.raises("impair: bad option 'delay' %(must be between 0 and 60, got %-1%)", function() ports.a:impair { delay = -1 } end)
+    S.raises("impair: bad option 'dup'", function() ports.a:impair { dup = 2 } end)
+    S.raises("impair: unknown option 'lose'", function() ports.a:impair { lose = 0.1 } end)
+    S.raises("impair: bad option 'dir'", function() ports.a:impair { dir = "up", loss = 0.1 } end)
+    S.raises("impair: bad option 'gilbert' %(give 'loss'", function() ports.a:impair { loss = 0.1, gilbert = { p = 0.1 } } end)
     local cur = ports.a:impair()
     assert.equal(0.25, cur.out.loss)
     assert.equal(3, cur.out.seed)
@@ -443,13 +433,13 @@ describe("bad policy input", function()
   end)
 
   it("rejects frames from Lua that are not frames", function()
-    raises("bad argument #1 to 'inject' %(frame of 5 bytes is shorter than an Ethernet header %(14%)%)",
+    S.raises("bad argument #1 to 'inject' %(frame of 5 bytes is shorter than an Ethernet header %(14%)%)",
       function() ports.a:inject("short") end)
-    raises("bad argument #1 to 'send' %(string expected, got no value%)", function() ports.a:send() end)
-    raises("bad argument #1 to 'explain'", function() sw:explain("", ports.a) end)
+    S.raises("bad argument #1 to 'send' %(string expected, got no value%)", function() ports.a:send() end)
+    S.raises("bad argument #1 to 'explain'", function() sw:explain("", ports.a) end)
     local other = luaswitch.switch "other2"
     local o = other:port { kind = "socketpair" }
-    raises("bad argument #2 to 'explain' %(port '.*' is not on switch 'bad'%)", function()
+    S.raises("bad argument #2 to 'explain' %(port '.*' is not on switch 'bad'%)", function()
       sw:explain(S.frame(1, 2), o)
     end)
     other:close()

@@ -9,11 +9,6 @@ local S = require "support"
 
 local hosts = S.hosts
 
-local function nothing(ep)
-  local f = ep:recv(0.05)
-  return f == nil
-end
-
 describe("forwarding", function()
   local sw, ports, eps
 
@@ -32,14 +27,14 @@ describe("forwarding", function()
     local f = S.frame(1, S.BCAST)
     assert.is_true(eps.a:send(f))
     for _, n in ipairs { "b", "c", "d" } do assert.equal(f, eps[n]:recv(1)) end
-    assert.is_true(nothing(eps.a))
+    assert.is_true(S.nothing(eps.a))
   end)
 
   it("floods multicast like broadcast", function()
     local f = S.frame(1, "01:00:5e:00:00:fb")
     eps.b:send(f)
     for _, n in ipairs { "a", "c", "d" } do assert.equal(f, eps[n]:recv(1)) end
-    assert.is_true(nothing(eps.b))
+    assert.is_true(S.nothing(eps.b))
   end)
 
   it("floods unknown unicast", function()
@@ -54,9 +49,9 @@ describe("forwarding", function()
     local f = S.frame(1, 2)
     eps.a:send(f)
     assert.equal(f, eps.b:recv(1))
-    assert.is_true(nothing(eps.c))
-    assert.is_true(nothing(eps.d))
-    assert.is_true(nothing(eps.a))
+    assert.is_true(S.nothing(eps.c))
+    assert.is_true(S.nothing(eps.d))
+    assert.is_true(S.nothing(eps.a))
     local st = sw:stats()
     assert.equal(1, st.unicast)
     assert.equal(1, st.flooded)
@@ -66,8 +61,8 @@ describe("forwarding", function()
     eps.a:send(S.frame(1, S.BCAST))
     S.collect(eps.b, 0.05); S.collect(eps.c, 0.05); S.collect(eps.d, 0.05)
     eps.a:send(S.frame(5, 1)) -- to 1, which lives on a itself
-    assert.is_true(nothing(eps.a))
-    assert.is_true(nothing(eps.b))
+    assert.is_true(S.nothing(eps.a))
+    assert.is_true(S.nothing(eps.b))
     assert.equal(1, ports.a:stats().drops.no_dest)
   end)
 
@@ -76,7 +71,7 @@ describe("forwarding", function()
     eps.a:send("")
     eps.a:send(S.frame(1, S.BCAST)) -- a good one after, to know the bad ones were processed
     assert.truthy(eps.b:recv(1))
-    assert.is_true(nothing(eps.b))
+    assert.is_true(S.nothing(eps.b))
     local st = ports.a:stats()
     assert.equal(2, st.drops.runt)
     assert.equal(3, st.rx_frames)
@@ -90,13 +85,13 @@ describe("forwarding", function()
     eps.a:send(S.frame(1, S.BCAST, { vlan = 7, size = 18 + 100 })) -- a tag does not count
     assert.equal(114, #eps.b:recv(1))
     assert.equal(118, #eps.b:recv(1))
-    assert.is_true(nothing(eps.b))
+    assert.is_true(S.nothing(eps.b))
     assert.equal(1, ports.a:stats().drops.oversize)
     -- and on the way out: b's MTU is checked too
     ports.b:set { mtu = 80 }
     eps.c:send(S.frame(3, S.BCAST, { size = 14 + 90 }))
     assert.truthy(eps.d:recv(1))
-    assert.is_true(nothing(eps.b))
+    assert.is_true(S.nothing(eps.b))
     assert.equal(1, ports.b:stats().drops.tx_mtu)
   end)
 
@@ -140,9 +135,9 @@ describe("forwarding", function()
     ports.c:down()
     eps.a:send(S.frame(1, S.BCAST))
     assert.truthy(eps.b:recv(1))
-    assert.is_true(nothing(eps.c))
+    assert.is_true(S.nothing(eps.c))
     eps.c:send(S.frame(3, S.BCAST))
-    assert.is_true(nothing(eps.b))
+    assert.is_true(S.nothing(eps.b))
     assert.equal(1, ports.c:stats().drops.down)
     ports.c:up()
     eps.a:send(S.frame(1, S.BCAST))

@@ -7,10 +7,6 @@
 local luaswitch = require "luaswitch"
 local S = require "support"
 
-local function nothing(ep, window)
-  return ep:recv(window or 0.05) == nil
-end
-
 -- A frame carrying sequence number i (64-bit big-endian at byte 15, as the background
 -- sender stamps them).
 local function seq(i, size)
@@ -109,10 +105,10 @@ describe("impairments", function()
     luaswitch.clock("manual")
     ports.b:impair { delay = 0.02 }
     eps.a:send(seq(1))
-    assert.is_true(nothing(eps.b, 0.1))
+    assert.is_true(S.nothing(eps.b, 0.1))
     assert.equal(1, ports.b:impair().out.waiting)
     luaswitch.advance(0.019)
-    assert.is_true(nothing(eps.b))
+    assert.is_true(S.nothing(eps.b))
     luaswitch.advance(0.001)
     assert.equal(1, seq_of(eps.b:recv(1)))
     assert.equal(0, ports.b:impair().out.waiting)
@@ -141,7 +137,7 @@ describe("impairments", function()
     S.eventually(function() return ports.b:impair().out.waiting == 5 end, 5, "5 frames on the line")
     for i = 1, 5 do
       luaswitch.advance(0.0099)
-      assert.is_true(nothing(eps.b, 0.03), "frame " .. i .. " early")
+      assert.is_true(S.nothing(eps.b, 0.03), "frame " .. i .. " early")
       luaswitch.advance(0.0001)
       assert.equal(i, seq_of(eps.b:recv(1)))
     end
@@ -164,7 +160,7 @@ describe("impairments", function()
     eps.a:send(seq(1))
     assert.equal(seq(1), eps.b:recv(1))
     assert.equal(seq(1), eps.b:recv(1))
-    assert.is_true(nothing(eps.b))
+    assert.is_true(S.nothing(eps.b))
     assert.equal(1, ports.b:impair().out.stats.duplicated)
     ports.b:impair { corrupt = 1, seed = 5 }
     local f = seq(2)
@@ -204,7 +200,7 @@ describe("impairments", function()
   it("impairs the receive direction, and both", function()
     ports.a:impair { dir = "in", loss = 1 }
     eps.a:send(seq(1))
-    assert.is_true(nothing(eps.b))
+    assert.is_true(S.nothing(eps.b))
     assert.equal(1, ports.a:impair()["in"].stats.lost)
     assert.is_nil(ports.a:impair().out)
     ports.a:impair { dir = "both", delay = 0.01 }
@@ -224,8 +220,8 @@ describe("impairments", function()
     assert.is_true(ports.b:impair().down)
     eps.a:send(seq(1))
     eps.b:send(S.frame(2, 1))
-    assert.is_true(nothing(eps.b))
-    assert.is_true(nothing(eps.a))
+    assert.is_true(S.nothing(eps.b))
+    assert.is_true(S.nothing(eps.a))
     assert.equal(1, ports.b:stats().drops.impair)
     assert.equal(1, ports.a:stats().drops.no_dest)
     ports.b:impair { down = false }

@@ -145,6 +145,26 @@ function S.record(sw, types)
   return rec
 end
 
+--- True if nothing arrives on endpoint ep within `window` seconds (default 0.05).
+function S.nothing(ep, window)
+  return ep:recv(window or 0.05) == nil
+end
+
+--- Assert that fn(...) raises an error matching the Lua pattern; returns the message.
+function S.raises(pattern, fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert(not ok, "expected an error matching " .. pattern)
+  assert(tostring(err):match(pattern), ("error %q does not match %q"):format(tostring(err), pattern))
+  return err
+end
+
+--- The FDB entry of mac (in vlan, default 0) on switch sw, or nil.
+function S.entry(sw, mac, vlan)
+  for _, e in ipairs(sw:fdb()) do
+    if e.mac == mac and e.vlan == (vlan or 0) then return e end
+  end
+end
+
 --- Assert that port p's counters add up (sw:audit(), which checks every frame a port
 -- received or was given is accounted for; see the README). Retries for up to 2 s, so a
 -- frame still on its way from one batch to the next does not count as lost.

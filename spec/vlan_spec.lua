@@ -7,10 +7,6 @@ local luaswitch = require "luaswitch"
 local frame = require "luaswitch.frame"
 local S = require "support"
 
-local function nothing(ep, window)
-  return ep:recv(window or 0.05) == nil
-end
-
 local function tags_of(f)
   local t = {}
   for i, tag in ipairs(frame.parse(f).tags) do t[i] = tag.vid end
@@ -40,17 +36,17 @@ describe("VLANs", function()
     local f = S.frame(1, S.BCAST)
     eps.a10:send(f)
     assert.equal(f, eps.b10:recv(1))
-    assert.is_true(nothing(eps.c20))
-    assert.is_true(nothing(eps.d20))
+    assert.is_true(S.nothing(eps.c20))
+    assert.is_true(S.nothing(eps.d20))
     eps.c20:send(S.frame(3, S.BCAST))
     assert.truthy(eps.d20:recv(1))
-    assert.is_true(nothing(eps.a10))
-    assert.is_true(nothing(eps.b10))
+    assert.is_true(S.nothing(eps.a10))
+    assert.is_true(S.nothing(eps.b10))
     -- unicast to a MAC known only in the other VLAN floods in its own VLAN instead
     S.collect(eps.t, 0.05)
     eps.c20:send(S.frame(3, 1))
     assert.truthy(eps.d20:recv(1))
-    assert.is_true(nothing(eps.a10))
+    assert.is_true(S.nothing(eps.a10))
   end)
 
   it("carries both VLANs on a trunk, tagged, and delivers tagged frames untagged to access ports", function()
@@ -71,8 +67,8 @@ describe("VLANs", function()
     local sent = S.frame(9, S.BCAST, { vlan = 20 })
     assert.equal(sent:sub(1, 12) .. sent:sub(17), f) -- the tag removed, nothing else
     assert.truthy(eps.d20:recv(1))
-    assert.is_true(nothing(eps.a10))
-    assert.is_true(nothing(eps.b10))
+    assert.is_true(S.nothing(eps.a10))
+    assert.is_true(S.nothing(eps.b10))
   end)
 
   it("drops and counts tags a port does not carry, and untagged frames on a trunk without a native VLAN", function()
@@ -96,7 +92,7 @@ describe("VLANs", function()
     assert.equal(S.frame(1, S.BCAST), f)
     eps.t:send(S.frame(9, S.BCAST))
     assert.equal(S.frame(9, S.BCAST), eps.a10:recv(1))
-    assert.is_true(nothing(eps.c20))
+    assert.is_true(S.nothing(eps.c20))
     -- native_tagged: the native VLAN leaves tagged too
     ports.t:vlan { mode = "trunk", allowed = { 20 }, native = 10, native_tagged = true }
     eps.a10:send(S.frame(1, S.BCAST))
@@ -118,7 +114,7 @@ describe("VLANs", function()
     S.collect(eps.b10, 0.05); S.collect(eps.d20, 0.05)
     eps.c20:send(S.frame(3, 7))
     assert.same({ 20 }, tags_of(eps.t:recv(1)))
-    assert.is_true(nothing(eps.d20))
+    assert.is_true(S.nothing(eps.d20))
   end)
 
   it("passes tags through untouched on a VLAN-unaware switch, and relearns when switched live", function()
@@ -223,7 +219,7 @@ describe("port flags", function()
     eps.a:send(S.frame(1, 99))
     assert.truthy(eps.b:recv(1))
     assert.truthy(eps.d:recv(1))
-    assert.is_true(nothing(eps.c))
+    assert.is_true(S.nothing(eps.c))
     eps.a:send(S.frame(1, S.BCAST))
     assert.truthy(eps.c:recv(1))
     -- and known unicast still reaches it
@@ -236,7 +232,7 @@ describe("port flags", function()
     ports.c:set { mcast_flood = false }
     eps.a:send(S.frame(1, "01:00:5e:00:00:fb"))
     assert.truthy(eps.b:recv(1))
-    assert.is_true(nothing(eps.c))
+    assert.is_true(S.nothing(eps.c))
     eps.a:send(S.frame(1, S.BCAST))
     assert.truthy(eps.c:recv(1))
     eps.a:send(S.frame(1, 99))
@@ -247,7 +243,7 @@ describe("port flags", function()
     ports.c:set { bcast_flood = false }
     eps.a:send(S.frame(1, S.BCAST))
     assert.truthy(eps.b:recv(1))
-    assert.is_true(nothing(eps.c))
+    assert.is_true(S.nothing(eps.c))
     eps.a:send(S.frame(1, "33:33:00:00:00:01"))
     assert.truthy(eps.c:recv(1))
   end)
@@ -259,9 +255,9 @@ describe("port flags", function()
     eps.a:send(S.frame(1, S.BCAST))
     assert.truthy(eps.c:recv(1))
     assert.truthy(eps.d:recv(1))
-    assert.is_true(nothing(eps.b))
+    assert.is_true(S.nothing(eps.b))
     eps.a:send(S.frame(1, 2)) -- known, on b: not delivered
-    assert.is_true(nothing(eps.b))
+    assert.is_true(S.nothing(eps.b))
     assert.equal(1, ports.a:stats().drops.no_dest)
     eps.c:send(S.frame(3, 2)) -- from a non-isolated port: delivered
     assert.truthy(eps.b:recv(1))
@@ -270,7 +266,7 @@ describe("port flags", function()
   it("hairpin: a frame may go back out of the port it came in on", function()
     learn("a", 1)
     eps.a:send(S.frame(5, 1)) -- destination on the same port: dropped without hairpin
-    assert.is_true(nothing(eps.a))
+    assert.is_true(S.nothing(eps.a))
     ports.a:set { hairpin = true }
     local f = S.frame(5, 1)
     eps.a:send(f)
@@ -284,11 +280,11 @@ describe("port flags", function()
     learn("c", 3)
     ports.a:set { locked = true }
     eps.a:send(S.frame(1, 3))
-    assert.is_true(nothing(eps.c))
+    assert.is_true(S.nothing(eps.c))
     assert.equal(1, ports.a:stats().drops.locked)
     assert.equal(1, #sw:fdb()) -- nothing learned from the locked port
     eps.a:send(S.frame(3, S.BCAST)) -- a MAC that is in the table, but on another port
-    assert.is_true(nothing(eps.b))
+    assert.is_true(S.nothing(eps.b))
     assert.equal(2, ports.a:stats().drops.locked)
     sw:fdb_add(S.mac(1), ports.a)
     local f = S.frame(1, 3)
