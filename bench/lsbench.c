@@ -20,7 +20,16 @@
  * /proc/PID/task/T/schedstat before and after (all threads). Medians over the runs;
  * ratios against bare measured in the same invocation (these machines are noisy).
  *
- * Usage: lsbench [--frames N] [--runs R] [--sizes 64,1500] [--unpinned] [--only NAME]
+ * --policy: what policy costs. The subjects are luaswitch in the modes of
+ * bench/switch.lua — plain (the reference), rules16 (16 ingress rules per port, the
+ * frames run through all of them), trunk_access (a tag pushed on every frame),
+ * access_trunk (a tag popped from every frame), impair0 (every impairment set to zero) —
+ * and the runs are interleaved (one run of each subject in turn), so that a machine
+ * slowing down or speeding up during the invocation moves every subject alike. Sizes are
+ * of the untagged frame; on the trunk side a frame is 4 bytes longer.
+ *
+ * Usage: lsbench [--policy] [--frames N] [--runs R] [--sizes 64,1500] [--unpinned]
+ *                [--only NAME]
  */
 #include <dirent.h>
 #include <errno.h>
@@ -47,6 +56,7 @@
 #endif
 
 #define MAXRUNS 32
+#define MAXSUB 8
 #define BATCH 64
 
 static uint64_t now_ns(void) {
@@ -79,15 +89,30 @@ static int bound_socket(const char *dir, const char *name) {
   return fd;
 }
 
-/* connect to dir/name, waiting up to 5 s for it to appear */
-static void connect_to(int fd, const char *dir, const char *name) {
+/* Has child pid exited (reaped here, reported on stderr)? */
+static bool child_exited(pid_t pid, const char *name) {
+  int st;
+  if (pid <= 0 || waitpid(pid, &st, WNOHANG) != pid) return false;
+  if (WIFEXITED(st))
+    fprintf(stderr, "lsbench: %s exited with status %d during setup%s\n", name, WEXITSTATUS(st),
+            getenv("LSBENCH_VERBOSE") ? "" : " (LSBENCH_VERBOSE=1 shows its output)");
+  else
+    fprintf(stderr, "lsbench: %s died of signal %d during setup\n", name, WTERMSIG(st));
+  return true;
+}
+
+/* connect to dir/name, waiting up to 5 s for it to appear (and for child pid, if any, to
+ * stay alive): 0, or -1 when the child exited */
+static int connect_to(int fd, const char *dir, const char *name, pid_t pid, const char *who) {
   socklen_t len;
   struct sockaddr_un sa = addr(dir, name, &len);
   uint64_t deadline = now_ns() + 5000000000ULL;
   while (connect(fd, (struct sockaddr *)&sa, len) < 0) {
+    if (child_exited(pid, who)) return -1;
     if (now_ns() > deadline) die(sa.sun_path);
     usleep(2000);
   }
+  return 0;
 }
 
 static void pin(pid_t pid, int cpu) {
@@ -102,8 +127,8 @@ static void pin(pid_t pid, int cpu) {
 static _Noreturn void bare_forwarder(const char *dir) {
   int a = bound_socket(dir, "a.sock");
   int b = bound_socket(dir, "b.sock");
-  connect_to(a, dir, "gen.sock");
-  connect_to(b, dir, "sink.sock");
+  connect_to(a, dir, "gen.sock", 0, NULL);
+  connect_to(b, dir, "sink.sock", 0, NULL);
   static uint8_t bufs[BATCH][2048];
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
@@ -139,6 +164,9 @@ typedef struct subject {
   const char *name;
   pid_t pid;
   bool vde;
+  const char *mode; /* luaswitch: bench/switch.lua's mode (NULL: plain) */
+  bool gen_tagged;  /* the generator's port is a trunk: it sends frames tagged with VLAN 10 */
+  bool sink_tagged; /* the sink's port is a trunk: it announces itself tagged */
 } subject;
 
 static char self_dir[4096];
@@ -209,13 +237,26 @@ typedef struct result {
   double cpu_ns; /* subject CPU per forwarded frame */
 } result;
 
-static void make_frame(uint8_t *f, size_t size, int dst, int src) {
-  memset(f, 0, size);
+#define BENCH_VID 10
+
+/* A frame of size bytes from 02:00:00:00:00:src to 02:00:00:00:00:dst, ethertype 0x88b5,
+ * zero payload; tagged: the same frame with an 802.1Q tag (VLAN 10) inserted, size + 4
+ * bytes. Returns its length. */
+static size_t make_frame(uint8_t *f, size_t size, int dst, int src, bool tagged) {
+  size_t off = tagged ? 4 : 0;
+  memset(f, 0, size + off);
   const uint8_t d[6] = {2, 0, 0, 0, 0, (uint8_t)dst}, s[6] = {2, 0, 0, 0, 0, (uint8_t)src};
   memcpy(f, d, 6);
   memcpy(f + 6, s, 6);
-  f[12] = 0x88;
-  f[13] = 0xb5;
+  if (tagged) {
+    f[12] = 0x81;
+    f[13] = 0x00;
+    f[14] = BENCH_VID >> 8;
+    f[15] = BENCH_VID & 0xff;
+  }
+  f[12 + off] = 0x88;
+  f[13 + off] = 0xb5;
+  return size + off;
 }
 
 #ifdef LS_HAVE_VDEPLUG
@@ -277,11 +318,14 @@ static void *vde_sink(void *arg) {
 
 static int run_once(const subject *sj, const char *dir, size_t size, uint64_t n, bool pinned,
                     const char *luaswitch_bin, result *out) {
-  uint8_t frame[2048], learn[2048];
-  make_frame(frame, size, 2, 1);  /* gen (1) -> sink (2) */
-  make_frame(learn, 60, 0xff, 2); /* sink announces itself */
-  memset(learn, 0xff, 6);
   subject s = *sj;
+  uint8_t frame[2048], learn_sink[2048], learn_gen[2048];
+  size_t flen = make_frame(frame, size, 2, 1, s.gen_tagged); /* gen (1) -> sink (2) */
+  /* learning: broadcasts from the sink (2) and from the generator (1) */
+  size_t lk = make_frame(learn_sink, 60, 0xff, 2, s.sink_tagged);
+  size_t lg = make_frame(learn_gen, 60, 0xff, 1, s.gen_tagged);
+  memset(learn_sink, 0xff, 6);
+  memset(learn_gen, 0xff, 6);
   int cpu_switch = pinned ? 0 : -1;
   if (pinned) pin(0, 1);
 #ifdef LS_HAVE_VDEPLUG
@@ -304,15 +348,13 @@ static int run_once(const subject *sj, const char *dir, size_t size, uint64_t n,
       return -1;
     }
     /* learning: the sink announces itself, the generator too */
-    vde_send(k, learn, 60, 0);
-    make_frame(learn, 60, 2, 1);
-    memset(learn, 0xff, 6);
-    vde_send(g, learn, 60, 0);
+    vde_send(k, learn_sink, lk, 0);
+    vde_send(g, learn_gen, lg, 0);
     usleep(50000);
     vde_drain(k);
     vde_drain(g);
-    vde_job gj = {.conn = g, .len = size, .count = n}, kj = {.conn = k};
-    memcpy(gj.frame, frame, size);
+    vde_job gj = {.conn = g, .len = flen, .count = n}, kj = {.conn = k};
+    memcpy(gj.frame, frame, flen);
     uint64_t cpu0 = process_cpu_ns(s.pid);
     pthread_create(&kj.th, NULL, vde_sink, &kj);
     pthread_create(&gj.th, NULL, vde_gen, &gj);
@@ -344,42 +386,41 @@ static int run_once(const subject *sj, const char *dir, size_t size, uint64_t n,
   } else {
     char script[4200];
     snprintf(script, sizeof(script), "%s/bench/switch.lua", LS_SOURCE_DIR);
-    char *argv[] = {(char *)luaswitch_bin, script, (char *)dir, NULL};
+    char *argv[] = {(char *)luaswitch_bin, script, (char *)dir, (char *)s.mode, NULL};
     s.pid = start_child(argv, cpu_switch);
   }
-  connect_to(gen, dir, "a.sock");
-  connect_to(sink, dir, "b.sock");
+  bool exited = connect_to(gen, dir, "a.sock", s.pid, s.name) < 0 ||
+                connect_to(sink, dir, "b.sock", s.pid, s.name) < 0;
   /* learning (harmless for bare): the sink announces itself, then the generator */
   uint64_t deadline = now_ns() + 5000000000ULL;
   uint8_t junk[2048];
   bool learned = false;
-  while (!learned && now_ns() < deadline) {
-    send(sink, learn, 60, MSG_DONTWAIT);
+  while (!exited && !learned && now_ns() < deadline) {
+    send(sink, learn_sink, lk, MSG_DONTWAIT);
     usleep(20000);
-    make_frame(learn, 60, 2, 1);
-    memset(learn, 0xff, 6);
-    send(gen, learn, 60, MSG_DONTWAIT);
+    send(gen, learn_gen, lg, MSG_DONTWAIT);
     usleep(20000);
     /* the subject forwarded the generator's broadcast to the sink: it is up */
     struct pollfd p = {sink, POLLIN, 0};
     learned = strcmp(s.name, "bare") == 0 || poll(&p, 1, 100) > 0;
-    make_frame(learn, 60, 0xff, 2);
-    memset(learn, 0xff, 6);
+    exited = child_exited(s.pid, s.name);
   }
   while (recv(sink, junk, sizeof(junk), MSG_DONTWAIT) > 0) {
   }
   while (recv(gen, junk, sizeof(junk), MSG_DONTWAIT) > 0) {
   }
-  if (!learned) {
-    fprintf(stderr, "lsbench: %s never forwarded anything\n", s.name);
-    stop_child(s.pid);
+  if (!learned || exited) {
+    if (!exited) {
+      fprintf(stderr, "lsbench: %s never forwarded anything\n", s.name);
+      stop_child(s.pid);
+    }
     close(gen);
     close(sink);
     return -1;
   }
 
   const uint8_t *frames[1] = {frame};
-  size_t lens[1] = {size};
+  size_t lens[1] = {flen};
   ls_traffic_opts so = {0}, go = {.frames = frames, .lens = lens, .nframes = 1, .count = n};
   int err;
   uint64_t cpu0 = process_cpu_ns(s.pid);
@@ -398,6 +439,17 @@ static int run_once(const subject *sj, const char *dir, size_t size, uint64_t n,
   ls_traffic_join(k, &kr);
   ls_traffic_free(g);
   ls_traffic_free(k);
+  /* every frame arrived as it should leave the subject: tagged on a trunk, else not */
+  uint64_t want = size + (s.sink_tagged ? 4 : 0);
+  if (kr.bytes != kr.frames * want) {
+    fprintf(stderr, "lsbench: %s: the sink received %llu frames, %llu bytes: not %llu bytes each\n",
+            s.name, (unsigned long long)kr.frames, (unsigned long long)kr.bytes,
+            (unsigned long long)want);
+    stop_child(s.pid);
+    close(gen);
+    close(sink);
+    return -1;
+  }
   out->loss = gr.frames ? 1.0 - (double)kr.frames / (double)gr.frames : 1;
   out->rate =
       kr.last_ns > kr.first_ns ? (double)kr.frames * 1e9 / (double)(kr.last_ns - kr.first_ns) : 0;
@@ -428,7 +480,9 @@ static bool have_vde_switch(void) {
 
 static void usage(void) {
   fprintf(stderr, "usage: lsbench [--frames N] [--runs R] [--sizes 64,1500] [--unpinned]\n"
-                  "               [--only bare|luaswitch|vde_switch] [--luaswitch PATH]\n"
+                  "               [--only bare|luaswitch|vde_switch] [--luaswitch PATH] [--each]\n"
+                  "       lsbench --policy [options]   (luaswitch plain against rules16,\n"
+                  "               trunk_access, access_trunk, impair0; --only one of these)\n"
                   "       lsbench fwd DIR   (the bare forwarder, run by the harness)\n");
 }
 
@@ -445,7 +499,7 @@ int main(int argc, char **argv) {
 
   uint64_t n = 500000;
   int runs = 5;
-  bool pinned = true;
+  bool pinned = true, policy = false, each = false;
   const char *only = NULL;
   char sizes_arg[128] = "64,1500";
   char luaswitch_bin[4200];
@@ -459,6 +513,10 @@ int main(int argc, char **argv) {
       snprintf(sizes_arg, sizeof(sizes_arg), "%s", argv[++i]);
     else if (!strcmp(argv[i], "--unpinned"))
       pinned = false;
+    else if (!strcmp(argv[i], "--policy"))
+      policy = true;
+    else if (!strcmp(argv[i], "--each"))
+      each = true;
     else if (!strcmp(argv[i], "--only") && i + 1 < argc)
       only = argv[++i];
     else if (!strcmp(argv[i], "--luaswitch") && i + 1 < argc)
@@ -475,12 +533,34 @@ int main(int argc, char **argv) {
   if (pinned && sysconf(_SC_NPROCESSORS_ONLN) < 2) pinned = false;
   signal(SIGPIPE, SIG_IGN);
 
-  subject subjects[] = {{"bare", 0, false}, {"luaswitch", 0, false}, {"vde_switch", 0, true}};
-  int nsub = have_vde_switch() ? 3 : 2;
-  printf("lsbench: %llu frames per run, %d runs, %s\n", (unsigned long long)n, runs,
+  /* The first subject is the reference the others' ratios are against. */
+  subject forwarding[] = {{"bare", 0, false, NULL, false, false},
+                          {"luaswitch", 0, false, NULL, false, false},
+                          {"vde_switch", 0, true, NULL, false, false}};
+  subject policies[] = {{"plain", 0, false, "plain", false, false},
+                        {"rules16", 0, false, "rules16", false, false},
+                        {"trunk_access", 0, false, "trunk_access", false, true},
+                        {"access_trunk", 0, false, "access_trunk", true, false},
+                        {"impair0", 0, false, "impair0", false, false}};
+  subject *subjects = policy ? policies : forwarding;
+  int nsub = policy ? (int)(sizeof(policies) / sizeof(policies[0])) : have_vde_switch() ? 3 : 2;
+  for (int si = 0; only && si <= nsub; si++) {
+    if (si == nsub) {
+      fprintf(stderr, "lsbench: --only: no subject '%s' here\n", only);
+      return 2;
+    }
+    if (!strcmp(only, subjects[si].name)) break;
+  }
+  /* --policy interleaves the runs (plain, rules16, ..., plain, rules16, ...): the ratios
+   * then compare runs made under the same conditions. */
+  bool interleave = policy;
+  int width = policy ? 12 : 11;
+  printf("lsbench%s: %llu frames per run, %d runs%s, %s\n", policy ? " --policy" : "",
+         (unsigned long long)n, runs, interleave ? " interleaved" : "",
          pinned ? "subject pinned to CPU 0, generator and sink to CPU 1" : "unpinned");
-  printf("%-5s %-11s %14s %8s %12s %9s %9s\n", "size", "subject", "frames/s", "loss",
+  printf("%-5s %-*s %14s %8s %12s %9s %9s\n", "size", width, "subject", "frames/s", "loss",
          "CPU ns/frame", "CPU x", "rate x");
+  fflush(stdout);
   char *save = NULL;
   for (char *tok = strtok_r(sizes_arg, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
     size_t size = (size_t)atoi(tok);
@@ -489,33 +569,43 @@ int main(int argc, char **argv) {
       return 2;
     }
     double ref_cpu = 0, ref_rate = 0;
-    for (int si = 0; si < nsub; si++) {
-      if (only && strcmp(only, subjects[si].name) && strcmp(subjects[si].name, "bare")) continue;
-      double rate[MAXRUNS], loss[MAXRUNS], cpu[MAXRUNS];
-      int ok = 0;
-      for (int r = 0; r < runs; r++) {
+    double rate[MAXSUB][MAXRUNS], loss[MAXSUB][MAXRUNS], cpu[MAXSUB][MAXRUNS];
+    int ok[MAXSUB] = {0};
+    /* subject by subject, or (interleaved) run by run */
+    int outer = interleave ? runs : nsub, inner = interleave ? nsub : runs;
+    for (int o = 0; o < outer; o++) {
+      for (int i = 0; i < inner; i++) {
+        int si = interleave ? i : o, r = interleave ? o : i;
+        if (only && si > 0 && strcmp(only, subjects[si].name)) continue;
         char dir[] = "/tmp/lsbench.XXXXXX";
         if (!mkdtemp(dir)) die("mkdtemp");
         result res;
         if (run_once(&subjects[si], dir, size, n, pinned, luaswitch_bin, &res) == 0) {
-          rate[ok] = res.rate;
-          loss[ok] = res.loss;
-          cpu[ok] = res.cpu_ns;
-          ok++;
+          rate[si][ok[si]] = res.rate;
+          loss[si][ok[si]] = res.loss;
+          cpu[si][ok[si]] = res.cpu_ns;
+          ok[si]++;
+          if (each)
+            printf("#%-4zu %-*s run %-2d %11.0f %7.2f%% %12.0f\n", size, width, subjects[si].name,
+                   r + 1, res.rate, res.loss * 100, res.cpu_ns);
         }
         char cmd[600];
         snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
         if (system(cmd) != 0) fprintf(stderr, "lsbench: could not remove %s\n", dir);
+        if (r < runs - 1) continue;
+        /* the subject's last run: its row */
+        if (!ok[si]) {
+          printf("%-5zu %-*s %14s\n", size, width, subjects[si].name, "failed");
+          fflush(stdout);
+          continue;
+        }
+        double mr = median(rate[si], ok[si]), ml = median(loss[si], ok[si]);
+        double mc = median(cpu[si], ok[si]);
+        if (si == 0) ref_cpu = mc, ref_rate = mr;
+        printf("%-5zu %-*s %14.0f %7.2f%% %12.0f %9.2f %9.2f\n", size, width, subjects[si].name, mr,
+               ml * 100, mc, ref_cpu > 0 ? mc / ref_cpu : 0, ref_rate > 0 ? mr / ref_rate : 0);
+        fflush(stdout);
       }
-      if (!ok) {
-        printf("%-5zu %-11s %14s\n", size, subjects[si].name, "failed");
-        continue;
-      }
-      double mr = median(rate, ok), ml = median(loss, ok), mc = median(cpu, ok);
-      if (si == 0) ref_cpu = mc, ref_rate = mr;
-      printf("%-5zu %-11s %14.0f %7.2f%% %12.0f %9.2f %9.2f\n", size, subjects[si].name, mr,
-             ml * 100, mc, ref_cpu > 0 ? mc / ref_cpu : 0, ref_rate > 0 ? mr / ref_rate : 0);
-      fflush(stdout);
     }
   }
   return 0;
