@@ -12,7 +12,7 @@
 --                 in VLAN 10: every frame has its tag popped
 --   impair0       every impairment configured, at zero, both directions on both ports
 --
--- Each mode reads its configuration back and asks sw:explain what becomes of the frame
+-- Each policy mode reads its configuration back and asks sw:explain what becomes of the frame
 -- the generator sends, and raises (the switch exits, the harness reports it) if anything
 -- is not as intended: the benchmark must not silently measure something else.
 local luaswitch = require "luaswitch"
@@ -20,13 +20,17 @@ local frame = require "luaswitch.frame"
 
 local dir = assert(arg[1], "usage: luaswitch bench/switch.lua DIR [MODE]")
 local mode = arg[2] or "plain"
-local modes = { plain = true, rules16 = true, trunk_access = true, access_trunk = true, impair0 = true }
+local modes = {
+  plain = true, rules16 = true, trunk_access = true, access_trunk = true, impair0 = true,
+}
 if not modes[mode] then error("bench/switch.lua: unknown mode '" .. mode .. "'") end
 
 local vlan_aware = mode == "trunk_access" or mode == "access_trunk"
 local sw = luaswitch.switch { name = "bench", vlan_aware = vlan_aware }
-local a = assert(sw:port { kind = "unix", name = "a", path = dir .. "/a.sock", peer = dir .. "/gen.sock" })
-local b = assert(sw:port { kind = "unix", name = "b", path = dir .. "/b.sock", peer = dir .. "/sink.sock" })
+local a = assert(sw:port { kind = "unix", name = "a", path = dir .. "/a.sock",
+                           peer = dir .. "/gen.sock" })
+local b = assert(sw:port { kind = "unix", name = "b", path = dir .. "/b.sock",
+                           peer = dir .. "/sink.sock" })
 
 local function check(cond, fmt, ...)
   if not cond then error(("bench/switch.lua %s: " .. fmt):format(mode, ...), 2) end
@@ -35,7 +39,8 @@ end
 -- What the generator sends (bench/lsbench.c make_frame): 02:..:01 -> 02:..:02, type
 -- 0x88b5, zero payload; tagged with VLAN 10 when it sends into a trunk.
 local function bench_frame(tagged)
-  return frame.ethernet { dst = frame.mac(2), src = frame.mac(1), vlan = tagged and 10 or nil, size = 64 }
+  return frame.ethernet { dst = frame.mac(2), src = frame.mac(1), vlan = tagged and 10 or nil,
+                          size = 64 }
 end
 
 -- Realistic rules an operator might have, none matching the benchmark traffic, then one
@@ -43,7 +48,8 @@ end
 local RULES = {
   "arp", "rarp", "ip", "ip6", "icmp", "icmp6", "udp port 53", "udp port 67 or udp port 68",
   "tcp port 22", "tcp port 80 or tcp port 443", "vlan 100", "ether proto 0x88cc",
-  "ether host 02:aa:bb:cc:dd:ee", "ether src 02:00:00:00:00:99", "ether multicast and not ether broadcast",
+  "ether host 02:aa:bb:cc:dd:ee", "ether src 02:00:00:00:00:99",
+  "ether multicast and not ether broadcast",
 }
 
 if mode == "rules16" then
@@ -94,7 +100,8 @@ elseif mode == "impair0" then
     -- As a lab does: impair the link, then set everything back to zero.
     p:impair { dir = "both", loss = 0.5, delay = 0.01 }
     local got = p:impair()
-    check(got["in"] and got.out and got.out.loss == 0.5, "port %s: the impairment did not take", p.name)
+    check(got["in"] and got.out and got.out.loss == 0.5, "port %s: the impairment did not take",
+      p.name)
     local cfg = { dir = "both" }
     for k, val in pairs(zero) do cfg[k] = val end
     p:impair(cfg)
