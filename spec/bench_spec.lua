@@ -26,7 +26,9 @@ end
 
 describe("bench/lsbench", function()
   it("forwards through luaswitch and the bare forwarder, a row per subject and size", function()
-    local out, rc = run(BUILD .. "/lsbench --frames 3000 --runs 1")
+    -- --only luaswitch: bare and luaswitch (vde_switch's plugin cannot be loaded under a
+    -- sanitizer, and is not ours to test)
+    local out, rc = run(BUILD .. "/lsbench --only luaswitch --frames 3000 --runs 1")
     assert.are.equal(0, rc, out)
     local t = rows(out)
     for _, size in ipairs { "64", "1500" } do
