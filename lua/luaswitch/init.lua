@@ -38,6 +38,15 @@ M.switch = core.switch
 -- @function endpoint
 M.endpoint = core.endpoint
 
+--- Compile a tcpdump expression (pcap-filter(7)) with libpcap, for matching frames from
+-- Lua: `luaswitch.bpf("udp port 53"):match(frame)` is true or false. The same compiler
+-- and interpreter as filter rules; a bad expression raises libpcap's message
+-- ("bad argument #1 to 'bpf' (can't parse filter expression: syntax error)"). The
+-- program has `expr`, `:match(frame)` and `:close()`.
+-- @tparam string expr
+-- @function bpf
+M.bpf = core.bpf
+
 --- Start the data-plane thread (done implicitly by the first switch).
 -- @function start
 M.start = core.start

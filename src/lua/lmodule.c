@@ -394,6 +394,7 @@ static const luaL_Reg funcs[] = {
     {"parse_mac", m_parse_mac},
     {"switch", lsl_switch_new},
     {"endpoint", lsl_endpoint_new},
+    {"bpf", lsl_bpf_new},
     {"monotime", m_monotime},
     {"atexit", m_atexit},
     {"atexit_cancel", m_atexit_cancel},

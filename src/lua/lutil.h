@@ -125,6 +125,7 @@ void lsl_open_port(lua_State *L);
 void lsl_open_endpoint(lua_State *L);
 int lsl_switch_new(lua_State *L);
 int lsl_endpoint_new(lua_State *L);
+int lsl_bpf_new(lua_State *L); /* lbpf.c: luaswitch.bpf(expr) */
 /* Wrap an fd (taking ownership) as an endpoint; pushes it. */
 void lsl_endpoint_push_fd(lua_State *L, int fd);
 /* Push a new port userdata for p, created on switch at sw_idx. */
