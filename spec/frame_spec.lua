@@ -12,13 +12,6 @@ local S = require "support"
 
 local A, B = F.mac(1), F.mac(2)
 
-local function raises(pattern, fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error matching " .. pattern)
-  assert.matches(pattern, tostring(err))
-  return err
-end
-
 -- run a shell command, return its stdout and exit status
 local function sh(cmd)
   local p = io.popen(cmd .. "; echo \"::rc=$?\"")
@@ -78,10 +71,10 @@ describe("luaswitch.frame", function()
       end
       assert.equal("02:00:00:00:00:0a", F.normalize("02-00-00-00-00-0A"))
       for _, s in ipairs { "1:2:3:4:5:6:7:8:9", "1::2::3", ":1::", "1:::2", "12345::", "g::", "::1.2.3", "::256.0.0.1", "" } do
-        raises("bad argument #1 to 'ip6_bytes' %(malformed IPv6 address", function() F.ip6_bytes(s) end)
+        S.raises("bad argument #1 to 'ip6_bytes' %(malformed IPv6 address", function() F.ip6_bytes(s) end)
       end
       for _, s in ipairs { "10.0.0", "10.0.0.256", "1.2.3.4.5", "a.b.c.d", "10.0.0.1 " } do
-        raises("bad argument #1 to 'ip4_bytes' %(malformed IPv4 address", function() F.ip4_bytes(s) end)
+        S.raises("bad argument #1 to 'ip4_bytes' %(malformed IPv4 address", function() F.ip4_bytes(s) end)
       end
     end)
 
@@ -266,13 +259,13 @@ describe("luaswitch.frame", function()
         { "ip", with { proto = 6, payload = string.rep("x", 65516) }, "frame.ip: packet of 65536 bytes is longer than IPv4 allows" },
       }
       for i, c in ipairs(cases) do
-        local err = raises(c[3], function() F[c[1]](c[2]) end)
+        local err = S.raises(c[3], function() F[c[1]](c[2]) end)
         -- reported at the caller's line, not inside frame.lua
         assert.matches("^[^:]*spec/frame_spec%.lua:%d+: frame%.", err, "case " .. i)
       end
-      raises("bad argument #1 to 'udp' %(table of options expected, got string%)", function() F.udp("x") end)
-      raises("bad argument #1 to 'parse' %(string expected, got nil%)", function() F.parse() end)
-      raises("bad argument #1 to 'mac_bytes' %(malformed MAC address 'nope'%)", function() F.mac_bytes("nope") end)
+      S.raises("bad argument #1 to 'udp' %(table of options expected, got string%)", function() F.udp("x") end)
+      S.raises("bad argument #1 to 'parse' %(string expected, got nil%)", function() F.parse() end)
+      S.raises("bad argument #1 to 'mac_bytes' %(malformed MAC address 'nope'%)", function() F.mac_bytes("nope") end)
     end)
 
     it("never raises on bad bytes: every truncation of every kind of frame, and random bytes", function()
