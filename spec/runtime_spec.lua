@@ -94,6 +94,25 @@ describe("runtime", function()
     assert.equal(fd, luaswitch.fileno())
   end)
 
+  it("core.wait(timeout, fds) wakes up for a frame on an endpoint as well as for events", function()
+    local sw = luaswitch.switch "wfd"
+    local a = sw:port { kind = "socketpair", name = "a" }
+    local b = sw:port { kind = "socketpair", name = "b" }
+    local ea, eb = a:endpoint(), b:endpoint()
+    luaswitch.dispatch(0)
+    local ev, fds = luaswitch.core.wait(0, { eb:fileno() })
+    assert.is_false(ev)
+    assert.is_false(fds)
+    ea:send(S.frame(1, S.BCAST))
+    local t0 = luaswitch.monotime()
+    repeat ev, fds = luaswitch.core.wait(2, { ea:fileno(), eb:fileno() }) until fds or luaswitch.monotime() - t0 > 2
+    assert.is_true(fds) -- the flood reached b's endpoint
+    assert.truthy(eb:recv(0))
+    luaswitch.dispatch(0)
+    assert.has_error(function() luaswitch.core.wait(0, { "x" }) end)
+    ea:close(); eb:close(); sw:close()
+  end)
+
   it("runs every handler, reports an erroring one and keeps forwarding", function()
     local sw = luaswitch.switch "h"
     local a = sw:port { kind = "socketpair", name = "a" }

@@ -174,17 +174,39 @@ static int m_fileno(lua_State *L) {
   return 1;
 }
 
-/* core.wait(timeout) -> true if events are pending (waits up to timeout seconds) */
+/* core.wait(timeout [, fds]) -> events pending, any of fds readable
+ *
+ * Waits up to timeout seconds for the event fd or, when given, any fd of the list fds
+ * (endpoints' fds: luaswitch.test waits for frames and events at once this way). */
+#define LSL_WAIT_FDS_MAX 255
 static int m_wait(lua_State *L) {
   double t = luaL_optnumber(L, 1, 0);
   luaL_argcheck(L, t >= 0 && !isnan(t), 1, "timeout must be a non-negative number of seconds");
+  lua_Integer nfds = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    nfds = luaL_len(L, 2);
+    luaL_argcheck(L, nfds >= 0 && nfds <= LSL_WAIT_FDS_MAX, 2, "at most 255 file descriptors");
+  }
+  struct pollfd pfd[LSL_WAIT_FDS_MAX + 1];
   lsl_runtime *r = lsl_get_runtime(L);
-  int fd = r->rt ? ls_runtime_event_fd(r->rt) : -1;
+  pfd[0] = (struct pollfd){r->rt ? ls_runtime_event_fd(r->rt) : -1, POLLIN, 0};
+  for (lua_Integer i = 1; i <= nfds; i++) {
+    lua_geti(L, 2, i);
+    int isnum = 0;
+    lua_Integer fd = lua_tointegerx(L, -1, &isnum);
+    lua_pop(L, 1);
+    luaL_argcheck(L, isnum && fd >= 0 && fd <= 0x7fffffff, 2, "list of file descriptors expected");
+    pfd[i] = (struct pollfd){(int)fd, POLLIN, 0};
+  }
   int ms = t > 2e6 ? 2000000000 : (int)ceil(t * 1000);
-  struct pollfd pfd = {fd, POLLIN, 0};
-  int n = poll(&pfd, 1, ms); /* with fd -1 this just sleeps; EINTR returns early */
-  lua_pushboolean(L, n > 0 && (pfd.revents & POLLIN));
-  return 1;
+  int n = poll(pfd, (nfds_t)nfds + 1, ms); /* with fd -1 this just sleeps; EINTR returns early */
+  bool any = false;
+  for (lua_Integer i = 1; n > 0 && i <= nfds; i++)
+    if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) any = true;
+  lua_pushboolean(L, n > 0 && (pfd[0].revents & POLLIN));
+  lua_pushboolean(L, any);
+  return 2;
 }
 
 static const char *const reason_names[] = {"none",  "admin", "hangup", "peer",
