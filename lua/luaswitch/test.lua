@@ -302,6 +302,9 @@ function Harness:port(opts)
   if type(opts) ~= "table" or type(opts.name) ~= "string" then
     error("bad argument #1 to 'port' (a name or a table of port options with a name expected)", 2)
   end
+  if self.byname[opts.name] then
+    error(fmt("harness: a virtual port named '%s' exists already", opts.name), 2)
+  end
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   o.kind = o.kind or "socketpair"
@@ -577,7 +580,9 @@ end
 
 --- Move the manual clock forward by `seconds` (in steps of `step` seconds if given: each
 -- step runs aging and releases the impaired frames due, as a real clock passing would),
--- then dispatch the events it caused and collect the frames it released.
+-- dispatching the events each step caused (aging's are there when it returns). Frames a
+-- step releases are sent by the data plane a moment after it: `expect` them (with a
+-- deadline) rather than looking at `received()` at once.
 -- @tparam number seconds
 -- @tparam[opt] table opts `step` (seconds)
 -- @treturn number the runtime clock after the move (`luaswitch.now()`)
