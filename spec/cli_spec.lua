@@ -187,6 +187,16 @@ describe("examples", function()
     ns:close()
   end)
 
+  it("policy_harness.lua runs as documented: ARP inspection and port security checked with expect", function()
+    local dir = S.tmpdir()
+    local out, rc = run(("%s %s/examples/policy_harness.lua %s 2>&1"):format(BIN, SRC, dir))
+    S.cleanup()
+    assert.equal(0, rc, out)
+    for i = 1, 6 do assert.matches("\nok " .. i .. " %- ", "\n" .. out) end
+    assert.matches("ARP inspection: 2 passed, 1 dropped; port security: 1 refused", out, 1, true)
+    assert.matches("policy_harness: 6 checks passed", out, 1, true)
+  end)
+
   it("lab.lua runs as documented: a prompt on a lab whose objects are globals", function()
     local out, rc = run(("printf '%%s\\n' 'sw:fdb()' 'received()' | %s -i %s/examples/lab.lua 2>&1"):format(
       BIN, SRC))
