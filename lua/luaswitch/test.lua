@@ -4,14 +4,16 @@
 -- A harness owns a switch (or borrows yours) and virtual ports: socketpair ports whose far
 -- end it holds, so a spec sends frames as a host would and expects frames with a deadline:
 --
---    local T = require "luaswitch.test"
+--    local T, frame = require "luaswitch.test", require "luaswitch.frame"
 --    local h <close> = T.harness { switch = { name = "sw", vlan_aware = true } }
 --    local a, b = h:port { name = "a", vlan = 10 }, h:port { name = "b", vlan = 10 }
 --    a:send(frame.arp { op = "request", src_mac = frame.mac(1), sender_ip = "10.0.0.1",
 --                       target_ip = "10.0.0.2" })
 --    b:expect({ type = "arp", dst = frame.BROADCAST, arp = { target_ip = "10.0.0.2" } })
---    b:expect("arp and not vlan", { within = 0.5 })     -- a tcpdump expression
 --    a:expect_none(nil, { within = 0.05 })              -- nothing comes back to a
+--    a:send(frame.udp { src_mac = frame.mac(1), dst_mac = frame.mac(2), src = "10.0.0.1",
+--                       dst = "10.0.0.2", dport = 53 })
+--    b:expect("udp port 53 and not vlan", { within = 0.5 })   -- a tcpdump expression
 --
 -- **Waiting.** `expect` and `expect_none` wait on the endpoints' sockets and the runtime's
 -- event fd at once (`luaswitch.core.wait`), dispatching events as they come
