@@ -486,8 +486,9 @@ function VPort:expect(m, opts)
   local within, count = opt_within(opts, self.harness.within, "expect")
   local mt = M.matcher(m)
   local taken = {}
+  local scanned = 0 -- pending frames before this one did not match: only new ones are tested
   local function take()
-    local i = 1
+    local i = scanned + 1
     while i <= #self.pending and #taken < count do
       local rec = self.pending[i]
       rec.parsed = rec.parsed or frame.parse(rec.frame) or { tags = {}, len = #rec.frame }
@@ -499,6 +500,7 @@ function VPort:expect(m, opts)
         i = i + 1
       end
     end
+    scanned = i - 1
     return #taken >= count
   end
   if not self.harness:wait(take, within) then
