@@ -301,9 +301,19 @@ function Lab.__index(self, k)
   return rawget(self, "nodes")[k] -- lab.h1: a node by name
 end
 
+-- "3 switches, 2 links, 6 hosts"
+local function counts(self)
+  local t = {}
+  for _, c in ipairs { { self.switches, "switch", "switches" }, { self.links, "link", "links" },
+                       { self.hosts, "host", "hosts" }, { self.routers, "router", "routers" },
+                       { self.vms, "VM", "VMs" } } do
+    if #c[1] > 0 then t[#t + 1] = ("%d %s"):format(#c[1], #c[1] == 1 and c[2] or c[3]) end
+  end
+  return #t > 0 and table.concat(t, ", ") or "nothing"
+end
+
 function Lab:__tostring()
-  return ("luaswitch.lab %q (%d switches, %d hosts, %d routers, %d VMs, %d links; %s)"):format(self.name,
-    #self.switches, #self.hosts, #self.routers, #self.vms, #self.links, self.state)
+  return ("luaswitch.lab %q (%s; %s)"):format(self.name, counts(self), self.state)
 end
 
 local function check_lab(self, fname)
@@ -861,8 +871,7 @@ function Lab:start()
   self.state = "starting"
   running[self] = true
   self.undo_id = core.atexit(undo_command(self))
-  self.log(("*** lab %s: starting %d switches, %d links, %d hosts, %d routers, %d VMs"):format(self.name,
-    #self.switches, #self.links, #self.hosts, #self.routers, #self.vms))
+  self.log(("*** lab %s: starting %s"):format(self.name, counts(self)))
   local ok, err = pcall(start_all, self)
   if not ok then
     pcall(self.stop, self)
@@ -871,6 +880,7 @@ function Lab:start()
   self.state = "running"
   self.started = core.monotime()
   self.log(("*** lab %s: started in %.2f s"):format(self.name, core.monotime() - t0))
+  luaswitch.dispatch(0)
   return self
 end
 
@@ -1013,6 +1023,7 @@ function Node:ping(other, opts)
   r.loss = r.sent > 0 and 100 * (r.sent - r.received) / r.sent or 100
   local mn, avg, mx = out:match("= ([%d.]+)/([%d.]+)/([%d.]+)")
   r.rtt_min, r.rtt_avg, r.rtt_max = tonumber(mn), tonumber(avg), tonumber(mx)
+  luaswitch.dispatch(0) -- the events it caused (learning), in order with what the script prints
   return r.received == r.sent and r.sent > 0, r
 end
 
@@ -1192,6 +1203,7 @@ function Lab:pingall(opts)
   end
   local drop = result.sent > 0 and 100 * (result.sent - result.received) / result.sent or 0
   out(("*** Results: %s%% dropped (%d/%d received)\n"):format(fmt_pct(drop), result.received, result.sent))
+  luaswitch.dispatch(0)
   return drop, result
 end
 
