@@ -51,6 +51,10 @@ Router.__name, VM.__name, Link.__name = "luaswitch.lab.router", "luaswitch.lab.v
 local running = {}
 local labs_made = 0
 
+--- Spanning tree timers for labs (`Lab.new { stp = true }`): exact in 1/256 s, as BPDUs
+-- carry them; a ring of three switches converges in under a second with them.
+M.STP = { hello = 0.125, forward_delay = 0.25, max_age = 0.75 }
+
 -- ---- small helpers -------------------------------------------------------------------------
 
 local function copy(t)
@@ -262,7 +266,10 @@ local IMPAIR = set(IMPAIR_KEYS)
 -- @tparam[opt] table|string opts a name, or a table: `name` (default "lab"), `prefix` (of
 --   namespace names; default unique per process and lab, e.g. "lab4242.1-"), `dir` (for
 --   VM socket files; default a fresh directory under /tmp, removed at stop), `verbose`
---   (print what happens), `log` (a function called with each progress line instead)
+--   (print what happens), `log` (a function called with each progress line instead),
+--   `stp` (run the spanning tree on every switch: `true` for lab timers — hello 0.125 s,
+--   forward delay 0.25 s, max age 0.75 s — or a table of `sw:stp` settings; a switch's own
+--   `stp` option wins, `stp = false` leaves it out; see `lab:start()`)
 -- @treturn lab
 function M.new(opts)
   if type(opts) == "string" then opts = { name = opts } end
@@ -270,7 +277,7 @@ function M.new(opts)
     argerr("new", 1, 2, "a table of options or a name expected, got %s", type(opts))
   end
   opts = opts or {}
-  check_options("lab.new", opts, set { "name", "prefix", "dir", "verbose", "log" }, 2)
+  check_options("lab.new", opts, set { "name", "prefix", "dir", "verbose", "log", "stp" }, 2)
   local name = opts.name or "lab"
   if type(name) ~= "string" or not name:match("^[%w_.%-]+$") or #name > 64 then
     opterr("lab.new", "name", 2, "letters, digits, '_', '.', '-', at most 64, expected, got %s", describe(name))
@@ -286,9 +293,17 @@ function M.new(opts)
   if opts.log ~= nil and type(opts.log) ~= "function" then
     opterr("lab.new", "log", 2, "a function expected, got %s", type(opts.log))
   end
+  local stp = opts.stp
+  if stp == true then
+    stp = copy(M.STP)
+  elseif stp == false then
+    stp = nil
+  elseif stp ~= nil and type(stp) ~= "table" then
+    opterr("lab.new", "stp", 2, "true, false or a table of spanning tree settings expected, got %s", type(stp))
+  end
   local log = opts.log or (opts.verbose and function(line) print(line) io.stdout:flush() end) or function() end
   return setmetatable({
-    name = name, prefix = prefix, state = "declared", log = log,
+    name = name, prefix = prefix, state = "declared", log = log, stp = stp and copy(stp),
     dir = opts.dir or ("/tmp/luaswitch-%s"):format(prefix:gsub("%-$", "")), own_dir = opts.dir == nil,
     nodes = {}, switches = {}, hosts = {}, routers = {}, vms = {}, links = {}, link_names = {},
     undo_id = false, started = false,
@@ -375,8 +390,9 @@ end
 --- Declare a switch.
 -- @tparam string name
 -- @tparam[opt] table opts passed to `luaswitch.switch` as they are (`aging`, `max_macs`,
---   `vlan_aware`, ..., and options this module does not know, such as `stp`); a switch
---   carrying a VLAN of a host or a trunk is made VLAN-aware unless it says `vlan_aware = false`
+--   `vlan_aware`, `stp`, ...); a switch carrying a VLAN of a host or a trunk is made
+--   VLAN-aware unless it says `vlan_aware = false`; `stp = false` keeps a switch out of
+--   the lab's spanning tree
 -- @return switch (its methods are those of the luaswitch switch once the lab runs:
 --   `s1:fdb()`; `s1:on(event, fn)` may be called before)
 function Lab:switch(name, opts)
@@ -706,6 +722,9 @@ local function start_switches(self)
     local o = copy(s.opts)
     o.name = s.name
     if s.vlans and o.vlan_aware == nil then o.vlan_aware = true end
+    if o.stp == nil and self.stp then o.stp = copy(self.stp) end
+    if o.stp == false then o.stp = nil end
+    s.stp = o.stp ~= nil
     local ok, sw = pcall(luaswitch.switch, o)
     if not ok then error(("switch '%s': %s"):format(s.name, tostring(sw)), 0) end
     s.sw = sw
@@ -783,10 +802,17 @@ local function link_summary(l)
   return table.concat(t, ", ")
 end
 
+-- Ports to hosts, routers and VMs of a switch running STP are edge ports (forwarding at
+-- once, no topology change when they come and go) unless their options say otherwise.
+local function edge(sw, o)
+  if sw.stp and o.stp_edge == nil then o.stp_edge = true end
+end
+
 local function start_host(self, h)
   h.ns = ok_or_fail(("host %s"):format(h.name), netns.create(h.netns))
   local o = port_opts(h.port_opts, { kind = "tap", name = h.port_name, ifname = "eth0", netns = h.netns,
     mac = h.mac, mtu = h.mtu, vlan = vlan_port(h.vlan) })
+  edge(h.switch, o)
   h.port = ok_or_fail(("host %s"):format(h.name), h.switch.sw:port(o))
   h.mac = configure(h.netns, "eth0", h.addresses, route_commands(h.routes))
 end
@@ -797,6 +823,7 @@ local function start_router(self, r)
   for i, it in ipairs(r.interfaces) do
     local o = port_opts(it.port_opts, { kind = "tap", name = it.port_name, ifname = it.ifname, netns = r.netns,
       mac = it.mac, mtu = it.mtu, vlan = vlan_port(it.vlan) })
+    edge(it.switch, o)
     r.ports[i] = ok_or_fail(("router %s"):format(r.name), it.switch.sw:port(o))
   end
   for i, it in ipairs(r.interfaces) do
@@ -810,6 +837,7 @@ end
 
 local function start_vm(self, v)
   local o = port_opts(v.port_opts, { kind = v.transport, name = v.port_name, vlan = vlan_port(v.vlan) })
+  edge(v.switch, o)
   local id = v.name
   if v.transport == "unix" then
     v.sw_path, v.vm_path = ("%s/%s.sw.sock"):format(self.dir, v.name), ("%s/%s.vm.sock"):format(self.dir, v.name)
@@ -860,9 +888,64 @@ local function start_all(self)
   end
 end
 
+-- Is the spanning tree of every switch running it settled: each port forwarding, blocked
+-- as an alternate, or disabled, and the two ends of every link agreeing on the root?
+local function stp_settled(self)
+  for _, s in ipairs(self.switches) do
+    if s.stp and s.sw and not s.sw.closed then
+      for _, p in ipairs(s.sw:stp().ports) do
+        if not (p.state == "forwarding" or p.state == "disabled" or (p.state == "blocking" and p.role == "alternate")) then
+          return false
+        end
+      end
+    end
+  end
+  for _, l in ipairs(self.links) do
+    if l.a.stp and l.b.stp and l.a.sw and l.b.sw and l.ports then
+      local pa, pb = l.ports.a, l.ports.b
+      if not pa.closed and not pb.closed and pa:state() == "up" and pb:state() == "up"
+        and l.a.sw:stp().root_id ~= l.b.sw:stp().root_id then
+        return false
+      end
+    end
+  end
+  return true
+end
+
+-- Time the slowest switch's tree needs to settle from scratch, with a margin.
+local function stp_budget(self)
+  local t = 0
+  for _, s in ipairs(self.switches) do
+    if s.stp and s.sw then
+      local st = s.sw:stp()
+      t = math.max(t, 2 * st.forward_delay + 2 * st.max_age)
+    end
+  end
+  return t + 5
+end
+
+--- Has the spanning tree settled? True when no switch runs STP, or every port of the
+-- switches that do is forwarding, blocked (an alternate port) or disabled, and the two
+-- ends of each link agree on the root.
+-- @tparam[opt] number timeout wait up to this many seconds for it (dispatching events),
+--   rather than answer at once
+-- @treturn boolean
+function Lab:converged(timeout)
+  check_lab(self, "converged")
+  running_only(self, "converged", 2)
+  if timeout == nil then return stp_settled(self) end
+  if type(timeout) ~= "number" or timeout < 0 then
+    argerr("converged", 1, 2, "a number of seconds expected, got %s", describe(timeout))
+  end
+  return luaswitch.wait_until(function() return stp_settled(self) end, timeout) and true or false
+end
+
 --- Create everything: switches, links, namespaces with their interfaces, addresses and
--- routes, VM ports. On an error (or Ctrl-C) halfway, what was created is removed again
--- and the error is raised.
+-- routes, VM ports. When switches run the spanning tree, it returns once the tree has
+-- settled (see `lab:converged()`; an error if it does not within twice the forward
+-- delay and max age plus 5 s), so a ring of switches is loop-free and every host can
+-- reach every other at once. On an error (or Ctrl-C) halfway, what was created is removed
+-- again and the error is raised.
 -- @return the lab
 function Lab:start()
   check_lab(self, "start")
@@ -872,7 +955,20 @@ function Lab:start()
   running[self] = true
   self.undo_id = core.atexit(undo_command(self))
   self.log(("*** lab %s: starting %s"):format(self.name, counts(self)))
-  local ok, err = pcall(start_all, self)
+  local ok, err = pcall(function()
+    start_all(self)
+    local stp = {}
+    for _, s in ipairs(self.switches) do
+      if s.stp then stp[#stp + 1] = s.name end
+    end
+    if #stp > 0 then
+      local budget, t1 = stp_budget(self), core.monotime()
+      if not luaswitch.wait_until(function() return stp_settled(self) end, budget) then
+        error(("the spanning tree did not settle within %g s"):format(budget), 0)
+      end
+      self.log(("*** spanning tree (%s): settled in %.2f s"):format(table.concat(stp, " "), core.monotime() - t1))
+    end
+  end)
   if not ok then
     pcall(self.stop, self)
     error(("start: lab '%s': %s"):format(self.name, tostring(err)), 2)
@@ -1143,6 +1239,40 @@ function Link:impair(dir, opts)
   return self
 end
 
+local function link_ports(self, fname)
+  if not self.ports then
+    error(("%s: link '%s' is not running (call lab:start() first)"):format(fname, self.name), 3)
+  end
+  return self.ports.a, self.ports.b
+end
+
+--- Cut the link (both ends administratively down, as pulling the cable): frames and
+-- BPDUs stop at once, and a spanning tree reconverges around it.
+-- @return the link
+function Link:down()
+  local a, b = link_ports(self, "down")
+  a:down()
+  b:down()
+  return self
+end
+
+--- Plug the link in again after `link:down()`.
+-- @return the link
+function Link:up()
+  local a, b = link_ports(self, "up")
+  a:up()
+  b:up()
+  return self
+end
+
+--- The spanning tree state of the link's two ends (after start, on switches running STP):
+-- `{ [a.name] = "forwarding", [b.name] = "blocking" }`; nil without STP.
+function Link:stp()
+  local a, b = link_ports(self, "stp")
+  if not (self.a.stp or self.b.stp) then return nil end
+  return { [self.a.name] = a:info().stp_state, [self.b.name] = b:info().stp_state }
+end
+
 -- ---- testing -------------------------------------------------------------------------------
 
 local function pingable(self)
@@ -1291,6 +1421,7 @@ function Lab:dot(path)
       if type(v) ~= "table" and type(v) ~= "function" then opts[#opts + 1] = ("%s=%s"):format(k, tostring(v)) end
     end
     if s.vlans and s.opts.vlan_aware == nil then opts[#opts + 1] = "vlan_aware=true" end
+    if type(s.opts.stp) == "table" or (s.opts.stp == nil and self.stp) then opts[#opts + 1] = "stp" end
     table.sort(opts)
     add('  %s [shape=box, style="rounded,filled", fillcolor="#cfe2f3", label=%s];', dq(s.name),
       dq(s.name .. (#opts > 0 and ("\n" .. table.concat(opts, " ")) or "")))
@@ -1317,8 +1448,17 @@ function Lab:dot(path)
     edge(v.name, v.switch.name, vlan_text(v.vlan))
   end
   for _, l in ipairs(self.links) do
-    add("  %s -- %s [label=%s, penwidth=2%s];", dq(l.a.name), dq(l.b.name),
-      dq(l.name .. "\n" .. link_summary(l):gsub(", ", "\n")), l.transport == "vxlan" and ", style=dashed" or "")
+    local label, style = l.name .. "\n" .. link_summary(l):gsub(", ", "\n"), l.transport == "vxlan" and "dashed" or nil
+    local st = l.ports and l:stp() -- a running lab: the ends the spanning tree blocks
+    if st then
+      for _, sw in ipairs { l.a, l.b } do
+        if st[sw.name] == "blocking" then
+          label, style = label .. "\nblocked at " .. sw.name, "dotted"
+        end
+      end
+    end
+    add("  %s -- %s [label=%s, penwidth=2%s];", dq(l.a.name), dq(l.b.name), dq(label),
+      style and (", style=" .. style) or "")
   end
   add("}")
   local text = table.concat(t, "\n") .. "\n"
