@@ -724,7 +724,7 @@ local function start_switches(self)
     if s.vlans and o.vlan_aware == nil then o.vlan_aware = true end
     if o.stp == nil and self.stp then o.stp = copy(self.stp) end
     if o.stp == false then o.stp = nil end
-    s.stp = o.stp ~= nil
+    s.stp_on = o.stp ~= nil
     local ok, sw = pcall(luaswitch.switch, o)
     if not ok then error(("switch '%s': %s"):format(s.name, tostring(sw)), 0) end
     s.sw = sw
@@ -805,7 +805,7 @@ end
 -- Ports to hosts, routers and VMs of a switch running STP are edge ports (forwarding at
 -- once, no topology change when they come and go) unless their options say otherwise.
 local function edge(sw, o)
-  if sw.stp and o.stp_edge == nil then o.stp_edge = true end
+  if sw.stp_on and o.stp_edge == nil then o.stp_edge = true end
 end
 
 local function start_host(self, h)
@@ -892,7 +892,7 @@ end
 -- as an alternate, or disabled, and the two ends of every link agreeing on the root?
 local function stp_settled(self)
   for _, s in ipairs(self.switches) do
-    if s.stp and s.sw and not s.sw.closed then
+    if s.stp_on and s.sw and not s.sw.closed then
       for _, p in ipairs(s.sw:stp().ports) do
         if not (p.state == "forwarding" or p.state == "disabled" or (p.state == "blocking" and p.role == "alternate")) then
           return false
@@ -901,7 +901,7 @@ local function stp_settled(self)
     end
   end
   for _, l in ipairs(self.links) do
-    if l.a.stp and l.b.stp and l.a.sw and l.b.sw and l.ports then
+    if l.a.stp_on and l.b.stp_on and l.a.sw and l.b.sw and l.ports then
       local pa, pb = l.ports.a, l.ports.b
       if not pa.closed and not pb.closed and pa:state() == "up" and pb:state() == "up"
         and l.a.sw:stp().root_id ~= l.b.sw:stp().root_id then
@@ -916,7 +916,7 @@ end
 local function stp_budget(self)
   local t = 0
   for _, s in ipairs(self.switches) do
-    if s.stp and s.sw then
+    if s.stp_on and s.sw then
       local st = s.sw:stp()
       t = math.max(t, 2 * st.forward_delay + 2 * st.max_age)
     end
@@ -959,7 +959,7 @@ function Lab:start()
     start_all(self)
     local stp = {}
     for _, s in ipairs(self.switches) do
-      if s.stp then stp[#stp + 1] = s.name end
+      if s.stp_on then stp[#stp + 1] = s.name end
     end
     if #stp > 0 then
       local budget, t1 = stp_budget(self), core.monotime()
@@ -1269,7 +1269,7 @@ end
 -- `{ [a.name] = "forwarding", [b.name] = "blocking" }`; nil without STP.
 function Link:stp()
   local a, b = link_ports(self, "stp")
-  if not (self.a.stp or self.b.stp) then return nil end
+  if not (self.a.stp_on or self.b.stp_on) then return nil end
   return { [self.a.name] = a:info().stp_state, [self.b.name] = b:info().stp_state }
 end
 
