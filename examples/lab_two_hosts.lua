@@ -2,7 +2,8 @@
 --
 -- Two hosts (network namespaces whose eth0 is a TAP port) on one switch: pingall, a ping
 -- with its round trip, TCP throughput with iperf3, the MAC table, and a drawing of the
--- lab (Graphviz: printed, or written to DRAWING.dot and DRAWING.svg). Everything is removed at the end, on errors and on Ctrl-C.
+-- lab (Graphviz: printed, or written to DRAWING.dot and DRAWING.svg). Everything is
+-- removed at the end, on errors and on Ctrl-C.
 --
 --   build/luaswitch examples/lab_two_hosts.lua [DRAWING.dot]   (as root; ping, iperf3)
 

@@ -278,7 +278,8 @@ describe("labs #root", function()
     local cut
     for _, l in ipairs(links) do
       local st = l:stp()
-      if st[l.a.name] == "forwarding" and st[l.b.name] == "forwarding" and (l.a.sw:stp().is_root or l.b.sw:stp().is_root) then
+      if st[l.a.name] == "forwarding" and st[l.b.name] == "forwarding"
+        and (l.a.sw:stp().is_root or l.b.sw:stp().is_root) then
         cut = l
         break
       end
@@ -418,7 +419,8 @@ describe("lab examples #root", function()
   end
 
   for _, ex in ipairs {
-    { "lab_two_hosts", "%*%*%* Results: 0%% dropped %(2/2 received%)", "TCP h1 %-> h2 through the switch: [%d.]+ Gbit/s" },
+    { "lab_two_hosts", "%*%*%* Results: 0%% dropped %(2/2 received%)",
+      "TCP h1 %-> h2 through the switch: [%d.]+ Gbit/s" },
     { "lab_vlan_trunk", "same VLAN: answered across the trunk; other VLAN: never", "a20 %-> b20: 0 of 3 replies" },
     { "lab_line", "h1 %-> h3: 5 of 5 replies, RTT avg 4%d%.%d+ ms", "3%. impairments removed" },
     { "lab_vxlan", "VXLAN, flags %[I%] %(0x08%), vni 42", "4%. TCP h1 %-> h2 through the tunnel" },

@@ -5,7 +5,9 @@
 -- TAP interface per leg; VMs are socket ports (unix datagram, stream, socketpair) with the
 -- QEMU command line to plug into them; links join two switches with a pair of patch ports
 -- (a cable inside the data plane, impairable per direction, optionally a VLAN trunk) or a
--- VXLAN tunnel across two namespaces.
+-- VXLAN tunnel across two namespaces. `Lab.new { stp = true }` runs the spanning tree on
+-- every switch (lab timers; host ports are edge ports) so that switches may be wired in
+-- rings; `lab:start()` then returns once the tree has settled.
 --
 --    local Lab = require "luaswitch.lab"
 --    local lab = Lab.new { name = "demo" }
@@ -25,12 +27,12 @@
 --
 -- Teardown: `lab:stop()` closes the switches, kills every process in the lab's
 -- namespaces, deletes them (with their interfaces) and removes the socket files. It also
--- happens when `lab:start()` fails halfway, when the lab object is closed (`<close>`) or
--- collected, when the Lua state closes, and at process exit: a lab registers its undo
--- command with the module's exit hook before it creates anything. So a Ctrl-C (SIGINT)
--- during `lab:start()` or while traffic runs — under the `luaswitch` executable or stock
--- `lua5.4`, both of which turn it into an "interrupted!" error and close the state —
--- leaves nothing behind. Needs root and iproute2; `pingall` needs ping, `iperf` iperf3,
+-- happens when `lab:start()` fails halfway, when the lab object is closed (`<close>`),
+-- when the Lua state closes (a running lab is held until then, as switches are), and at
+-- process exit: a lab registers its undo command with the module's exit hook before it
+-- creates anything. So a Ctrl-C (SIGINT) during `lab:start()` or while traffic runs —
+-- under the `luaswitch` executable or stock `lua5.4`, both of which turn it into an
+-- "interrupted!" error and close the state — leaves nothing behind. Needs root and iproute2; `pingall` needs ping, `iperf` iperf3,
 -- `dot(path)` graphviz for the SVG.
 -- @module luaswitch.lab
 
@@ -894,9 +896,9 @@ local function stp_settled(self)
   for _, s in ipairs(self.switches) do
     if s.stp_on and s.sw and not s.sw.closed then
       for _, p in ipairs(s.sw:stp().ports) do
-        if not (p.state == "forwarding" or p.state == "disabled" or (p.state == "blocking" and p.role == "alternate")) then
-          return false
-        end
+        local settled = p.state == "forwarding" or p.state == "disabled"
+          or (p.state == "blocking" and p.role == "alternate")
+        if not settled then return false end
       end
     end
   end
