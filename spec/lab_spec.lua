@@ -52,15 +52,42 @@ local function leftovers(prefix, before)
   return left
 end
 
+-- Remove what a failed test may have left of labs with that prefix: processes in their
+-- namespaces, the namespaces, socket directories.
+local function purge(prefix)
+  for _, n in ipairs(netns.list()) do
+    if n:sub(1, #prefix) == prefix then
+      sh(("ip netns pids %s | xargs -r kill -9; ip netns del %s"):format(q(n), q(n)))
+    end
+  end
+  sh("rm -rf /tmp/luaswitch-" .. q(prefix) .. "*")
+end
+
 -- Assert that nothing of the labs with that prefix is left (a TAP device of another
--- test may exist for a moment while it is moved into its namespace: retried for 2 s).
+-- test may exist for a moment while it is moved into its namespace: retried for 2 s);
+-- what is left is removed before the test fails.
 local function assert_clean(prefix, before)
   local left
   luaswitch.wait_until(function()
     left = leftovers(prefix, before)
     return #left == 0
   end, 2)
+  if #left > 0 then purge(prefix) end
   assert(#left == 0, "left behind: " .. table.concat(left, "; "))
+end
+
+-- Stop a child that is still running (SIGINT, then SIGKILL after 10 s) and remove what
+-- it may have left of labs with that prefix.
+local function reap(c, prefix)
+  if c.alive() then
+    c.kill("INT")
+    if not luaswitch.wait_until(function() return not c.alive() end, 10) then c.kill("KILL") end
+  end
+  if prefix then
+    luaswitch.wait_until(function() return not c.alive() end, 5)
+    local left = leftovers(prefix)
+    if #left > 0 then purge(prefix) end
+  end
 end
 
 local function pid_alive(pid)
@@ -340,7 +367,7 @@ print("STARTED")
       c.kill("INT")
       assert.is_true(luaswitch.wait_until(function() return not c.alive() end, 20), "still running after SIGINT")
     end)
-    if c.alive() then c.kill("KILL") end
+    if not ok then reap(c, prefix) end
     assert(ok, err)
     local out = c.output()
     assert.matches("interrupted!", out)
@@ -384,7 +411,7 @@ print("FINISHED")
       c.kill("INT")
       assert.is_true(luaswitch.wait_until(function() return not c.alive() end, 20), "still running after SIGINT")
     end)
-    if c.alive() then c.kill("KILL") end
+    if not ok then reap(c, prefix) end
     assert(ok, err)
     local out = c.output()
     assert.matches("interrupted!", out)
@@ -406,10 +433,7 @@ describe("lab examples #root", function()
     local dir = S.tmpdir()
     local c = child(SRC .. "/examples/" .. name .. ".lua", args, dir)
     local ok = luaswitch.wait_until(function() return not c.alive() end, 120)
-    if not ok then
-      c.kill("INT")
-      luaswitch.wait_until(function() return not c.alive() end, 10)
-    end
+    if not ok then reap(c, ("lab%d."):format(c.pid)) end
     local out, rc = c.output(), c.rc()
     S.cleanup()
     assert(ok, name .. " did not finish in 120 s:\n" .. out)
