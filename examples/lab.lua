@@ -20,6 +20,9 @@ for i, name in ipairs { "alice", "bob", "carol" } do
   hosts[name] = sw:port({ kind = "socketpair", name = name }):endpoint()
   hosts[name]:send(frame.ethernet { src = frame.mac(i), dst = frame.BROADCAST, size = 60 })
 end
+-- the three announcements learned (and their events printed) before the script goes on,
+-- so the prompt (or the first request) sees all three in the table
+assert(luaswitch.wait_until(function() return #sw:fdb() == 3 end, 5), "the hosts were not learned")
 
 --- alice -> bob, sequence-numbered, until stopped (`traffic:stop()`, `sink:stop()`)
 sink = hosts.bob:start_receiving { seq_offset = 14 }

@@ -132,8 +132,16 @@ function NS:spawn(cmd)
   return proc
 end
 
+--- Is it still running? A process that exited but was not reaped (a zombie: its
+-- parent, the shell that started it, is gone, and whoever inherited it has not waited
+-- for it yet) counts as gone.
 function Proc:alive()
-  return os.execute(("kill -0 %d 2>/dev/null"):format(self.pid)) == true
+  local f = io.open("/proc/" .. self.pid .. "/stat")
+  if not f then return false end
+  local stat = f:read("l") or ""
+  f:close()
+  local state = stat:match("^%d+ %b() (%a)")
+  return state ~= nil and state ~= "Z" and state ~= "X"
 end
 
 function Proc:kill(sig)
@@ -174,6 +182,29 @@ function NS:close()
 end
 NS.__gc = NS.close
 NS.__close = NS.close
+
+--- Close several namespaces with one shell command (faster than one close each): kill
+-- what runs inside each, delete them. Closed ones in the list are skipped.
+-- @tparam {netns,...} list
+function M.close_all(list)
+  local names, ids = {}, {}
+  for _, ns in ipairs(list) do
+    if getmetatable(ns) == NS and not ns.closed then
+      ns.closed = true
+      names[#names + 1] = q(ns.name)
+      ids[#ids + 1] = ns.exit_id
+    end
+  end
+  if #names == 0 then return end
+  M.sh(("for n in %s; do ip netns pids \"$n\" 2>/dev/null | xargs -r kill -9 2>/dev/null; ip netns del \"$n\" 2>/dev/null; done")
+    :format(table.concat(names, " ")))
+  for _, ns in ipairs(list) do
+    if getmetatable(ns) == NS then
+      for _, proc in ipairs(ns.procs) do os.remove(proc.log) end
+    end
+  end
+  for _, id in ipairs(ids) do core.atexit_cancel(id) end
+end
 
 local Veth = {}
 Veth.__index = Veth

@@ -1,0 +1,1489 @@
+--- luaswitch.lab: Mininet-style labs — declare a topology, start it, test it, stop it.
+--
+-- Switches are luaswitch switches; hosts are network namespaces whose `eth0` is a TAP port
+-- of a switch (a real kernel stack); routers are namespaces with IP forwarding on and one
+-- TAP interface per leg; VMs are socket ports (unix datagram, stream, socketpair) with the
+-- QEMU command line to plug into them; links join two switches with a pair of patch ports
+-- (a cable inside the data plane, impairable per direction, optionally a VLAN trunk) or a
+-- VXLAN tunnel across two namespaces. `Lab.new { stp = true }` runs the spanning tree on
+-- every switch (lab timers; host ports are edge ports) so that switches may be wired in
+-- rings; `lab:start()` then returns once the tree has settled.
+--
+--    local Lab = require "luaswitch.lab"
+--    local lab = Lab.new { name = "demo" }
+--    local s1, s2 = lab:switch "s1", lab:switch "s2"
+--    lab:link(s1, s2, { delay = 0.01 })                 -- 10 ms each way
+--    lab:host("h1", { switch = s1, ip = "10.0.0.1/24" })
+--    lab:host("h2", { switch = s2, ip = "10.0.0.2/24" })
+--    lab:start()
+--    lab:pingall()                                       -- prints the matrix; returns the drop %
+--    print(lab.h1:ping(lab.h2))
+--    lab:stop()
+--
+-- Names: every namespace is `PREFIX .. node name`, with a prefix unique to the process
+-- and the lab (`lab4242.1-h1`), so labs running at the same time never collide; a host's
+-- interface is `eth0` inside its own namespace, so nothing of a lab appears in the root
+-- namespace. Socket files of VMs live in a directory of the lab's own.
+--
+-- Teardown: `lab:stop()` closes the switches, kills every process in the lab's
+-- namespaces, deletes them (with their interfaces) and removes the socket files. It also
+-- happens when `lab:start()` fails halfway, when the lab object is closed (`<close>`),
+-- when the Lua state closes (a running lab is held until then, as switches are), and at
+-- process exit: a lab registers its undo command with the module's exit hook before it
+-- creates anything. So a Ctrl-C (SIGINT) during `lab:start()` or while traffic runs —
+-- under the `luaswitch` executable or stock `lua5.4`, both of which turn it into an
+-- "interrupted!" error and close the state — leaves nothing behind. Needs root and iproute2; `pingall` needs ping, `iperf` iperf3,
+-- `dot(path)` graphviz for the SVG.
+-- @module luaswitch.lab
+
+local luaswitch = require "luaswitch"
+local netns = require "luaswitch.netns"
+
+local core = luaswitch.core
+local q, sh = netns.quote, netns.sh
+
+local M = {}
+
+local Lab, Switch, Host, Router, VM, Link = {}, {}, {}, {}, {}, {}
+Lab.__name, Switch.__name, Host.__name = "luaswitch.lab", "luaswitch.lab.switch", "luaswitch.lab.host"
+Router.__name, VM.__name, Link.__name = "luaswitch.lab.router", "luaswitch.lab.vm", "luaswitch.lab.link"
+
+-- Labs started and not yet stopped: held here so that dropping the last reference does
+-- not tear a running lab down (as with switches); finalized when the Lua state closes.
+local running = {}
+local labs_made = 0
+
+--- Spanning tree timers for labs (`Lab.new { stp = true }`): exact in 1/256 s, as BPDUs
+-- carry them; a ring of three switches converges in under a second with them.
+M.STP = { hello = 0.125, forward_delay = 0.25, max_age = 0.75 }
+
+-- ---- small helpers -------------------------------------------------------------------------
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t or {}) do c[k] = v end
+  return c
+end
+
+local function argerr(fname, n, level, fmt, ...)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, fmt:format(...)), level + 1)
+end
+
+local function opterr(fname, key, level, fmt, ...)
+  error(("%s: bad option '%s' (%s)"):format(fname, key, fmt:format(...)), level + 1)
+end
+
+local function describe(v)
+  local mt = getmetatable(v)
+  if type(mt) == "table" and mt.__name and type(v) == "table" and v.kind and v.name then
+    return ("%s '%s'"):format(v.kind, v.name)
+  end
+  if type(v) == "string" then return ("'%s'"):format(v) end
+  return type(v)
+end
+
+local function my_pid()
+  local f = assert(io.open("/proc/self/stat"))
+  local s = f:read("l")
+  f:close()
+  return tonumber(s:match("^(%d+)"))
+end
+
+-- Is process pid running (not gone, not a zombie waiting for a parent that never reaps)?
+local function pid_alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return false end
+  local s = f:read("l") or ""
+  f:close()
+  local state = s:match("^%d+ %b() (%a)")
+  return state ~= nil and state ~= "Z" and state ~= "X"
+end
+
+local function have(cmd)
+  return os.execute("command -v " .. cmd .. " >/dev/null 2>&1") == true
+end
+
+-- Run a shell command; raise with its output if it fails (a runtime failure: the message
+-- says what failed, no position in this file).
+local function must(cmd, what)
+  local out, rc = sh(cmd)
+  if rc ~= 0 then error(("%s: %s"):format(what, (out:gsub("%s+$", ""))), 0) end
+  return out
+end
+
+-- Wait for a process to exit, dispatching events meanwhile (so handlers run and Ctrl-C
+-- interrupts); false after the timeout.
+local function wait_exit(pid, timeout)
+  local deadline = core.monotime() + timeout
+  while pid_alive(pid) do
+    if core.monotime() > deadline then return false end
+    luaswitch.dispatch(0.02)
+  end
+  return true
+end
+
+-- ---- addresses -----------------------------------------------------------------------------
+
+local function is_ipv4(s)
+  local o = { s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$") }
+  if #o ~= 4 then return false end
+  for _, x in ipairs(o) do
+    if #x > 3 or tonumber(x) > 255 then return false end
+  end
+  return true
+end
+
+local function is_ipv6(s)
+  if not s:match("^[%x:]+$") or not s:find(":") or s:find(":::") then return false end
+  local _, doubles = s:gsub("::", "")
+  if doubles > 1 then return false end
+  if (s:match("^:[^:]") or s:match("[^:]:$")) then return false end
+  local groups = 0
+  for g in s:gmatch("[^:]+") do
+    if #g > 4 then return false end
+    groups = groups + 1
+  end
+  if doubles == 0 then return groups == 8 end
+  return groups <= 7
+end
+
+--- The family of an address without prefix length: 4, 6, or nil.
+local function family(s)
+  if type(s) ~= "string" then return nil end
+  if is_ipv4(s) then return 4 end
+  if is_ipv6(s) then return 6 end
+  return nil
+end
+
+--- An address with a prefix length ("10.0.0.1/24"): address, family; or nil.
+local function cidr(s)
+  if type(s) ~= "string" then return nil end
+  local a, len = s:match("^([^/]+)/(%d+)$")
+  local fam = family(a)
+  if not fam or #len > 3 or tonumber(len) > (fam == 4 and 32 or 128) then return nil end
+  return a, fam
+end
+
+-- Addresses of a host or router leg: a string or a list of them, each with a prefix length.
+local function check_addresses(fname, key, v, level)
+  if v == nil or v == false then return {} end
+  local list = type(v) == "string" and { v } or v
+  if type(list) ~= "table" then
+    opterr(fname, key, level + 1, "an address like 10.0.0.1/24 or a list of them expected, got %s", type(v))
+  end
+  for i, a in ipairs(list) do
+    if not cidr(a) then
+      opterr(fname, key, level + 1, "%san address with a prefix length like 10.0.0.1/24 or fd00::1/64 expected, got %s",
+        #list > 1 and ("item %d: "):format(i) or "", type(a) == "string" and ("'" .. a .. "'") or type(a))
+    end
+  end
+  return copy(list)
+end
+
+-- Routes: { "10.1.0.0/16 via 10.0.0.254", ... } or { ["10.1.0.0/16"] = "10.0.0.254" };
+-- normalised to { { dst =, via = }, ... } in a stable order.
+local function check_routes(fname, routes, level)
+  if routes == nil then return {} end
+  if type(routes) ~= "table" then
+    opterr(fname, "routes", level + 1, "a list like { \"10.1.0.0/16 via 10.0.0.254\" } expected, got %s", type(routes))
+  end
+  local list = {}
+  local function add(dst, via, what)
+    if type(dst) ~= "string" or not (dst == "default" or cidr(dst)) then
+      opterr(fname, "routes", level + 2, "%s: a destination like 10.1.0.0/16 or default expected, got %s", what,
+        type(dst) == "string" and ("'" .. dst .. "'") or type(dst))
+    end
+    if not family(via) then
+      opterr(fname, "routes", level + 2, "%s: a gateway address like 10.0.0.254 expected, got %s", what,
+        type(via) == "string" and ("'" .. via .. "'") or type(via))
+    end
+    list[#list + 1] = { dst = dst, via = via }
+  end
+  for i, r in ipairs(routes) do
+    local dst, via
+    if type(r) == "string" then dst, via = r:match("^%s*(%S+)%s+via%s+(%S+)%s*$") end
+    if not dst then
+      opterr(fname, "routes", level + 1, "item %d: 'DESTINATION via GATEWAY' expected, got %s", i,
+        type(r) == "string" and ("'" .. r .. "'") or type(r))
+    end
+    add(dst, via, "item " .. i)
+  end
+  local keys = {}
+  for k in pairs(routes) do
+    if math.type(k) ~= "integer" then keys[#keys + 1] = k end
+  end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(keys) do add(k, routes[k], ("'%s'"):format(tostring(k))) end
+  return list
+end
+
+local function check_vlan(fname, v, level)
+  if v == nil then return nil end
+  if math.type(v) == "integer" then
+    if v < 1 or v > 4094 then opterr(fname, "vlan", level + 1, "a VLAN between 1 and 4094 expected, got %d", v) end
+    return v
+  end
+  if type(v) == "table" then return copy(v) end -- a port VLAN setting, checked by the port
+  opterr(fname, "vlan", level + 1, "a VLAN number or a port VLAN table expected, got %s", tostring(v))
+end
+
+local function check_mac(fname, v, level)
+  if v == nil then return nil end
+  if type(v) ~= "string" or not v:match("^%x%x:%x%x:%x%x:%x%x:%x%x:%x%x$") then
+    opterr(fname, "mac", level + 1, "a MAC address like 02:00:00:00:00:01 expected, got %s",
+      type(v) == "string" and ("'" .. v .. "'") or type(v))
+  end
+  if tonumber(v:sub(1, 2), 16) & 1 == 1 then
+    opterr(fname, "mac", level + 1, "'%s' is a group address; a host needs a unicast one", v)
+  end
+  return v:lower()
+end
+
+local function check_options(fname, opts, known, level)
+  for k in pairs(opts) do
+    if not known[k] then
+      local list = {}
+      for name in pairs(known) do
+        if type(name) == "string" then list[#list + 1] = name end
+      end
+      table.sort(list)
+      error(("%s: unknown option '%s' (known: %s)"):format(fname, tostring(k), table.concat(list, ", ")), level + 1)
+    end
+  end
+end
+
+local function set(list)
+  local s = {}
+  for _, k in ipairs(list) do s[k] = true end
+  return s
+end
+
+local IMPAIR_KEYS = { "loss", "gilbert", "dup", "reorder", "reorder_delay", "corrupt", "delay", "jitter", "rate",
+  "limit", "mtu", "seed", "down" }
+local IMPAIR = set(IMPAIR_KEYS)
+
+-- ---- the lab -------------------------------------------------------------------------------
+
+--- Create a lab (nothing exists until `lab:start()`).
+-- @tparam[opt] table|string opts a name, or a table: `name` (default "lab"), `prefix` (of
+--   namespace names; default unique per process and lab, e.g. "lab4242.1-"), `dir` (for
+--   VM socket files; default a fresh directory under /tmp, removed at stop), `verbose`
+--   (print what happens), `log` (a function called with each progress line instead),
+--   `stp` (run the spanning tree on every switch: `true` for lab timers — hello 0.125 s,
+--   forward delay 0.25 s, max age 0.75 s — or a table of `sw:stp` settings; a switch's own
+--   `stp` option wins, `stp = false` leaves it out; see `lab:start()`)
+-- @treturn lab
+function M.new(opts)
+  if type(opts) == "string" then opts = { name = opts } end
+  if opts ~= nil and type(opts) ~= "table" then
+    argerr("new", 1, 2, "a table of options or a name expected, got %s", type(opts))
+  end
+  opts = opts or {}
+  check_options("lab.new", opts, set { "name", "prefix", "dir", "verbose", "log", "stp" }, 2)
+  local name = opts.name or "lab"
+  if type(name) ~= "string" or not name:match("^[%w_.%-]+$") or #name > 64 then
+    opterr("lab.new", "name", 2, "letters, digits, '_', '.', '-', at most 64, expected, got %s", describe(name))
+  end
+  labs_made = labs_made + 1
+  local prefix = opts.prefix or ("lab%d.%d-"):format(my_pid(), labs_made)
+  if type(prefix) ~= "string" or not prefix:match("^[%w_.%-]*$") or #prefix > 100 then
+    opterr("lab.new", "prefix", 2, "letters, digits, '_', '.', '-', at most 100, expected, got %s", describe(prefix))
+  end
+  if opts.dir ~= nil and (type(opts.dir) ~= "string" or opts.dir == "" or #opts.dir > 80) then
+    opterr("lab.new", "dir", 2, "a directory path of at most 80 bytes expected, got %s", describe(opts.dir))
+  end
+  if opts.log ~= nil and type(opts.log) ~= "function" then
+    opterr("lab.new", "log", 2, "a function expected, got %s", type(opts.log))
+  end
+  local stp = opts.stp
+  if stp == true then
+    stp = copy(M.STP)
+  elseif stp == false then
+    stp = nil
+  elseif stp ~= nil and type(stp) ~= "table" then
+    opterr("lab.new", "stp", 2, "true, false or a table of spanning tree settings expected, got %s", type(stp))
+  end
+  local log = opts.log or (opts.verbose and function(line) print(line) io.stdout:flush() end) or function() end
+  return setmetatable({
+    name = name, prefix = prefix, state = "declared", log = log, stp = stp and copy(stp),
+    dir = opts.dir or ("/tmp/luaswitch-%s"):format(prefix:gsub("%-$", "")), own_dir = opts.dir == nil,
+    nodes = {}, switches = {}, hosts = {}, routers = {}, vms = {}, links = {}, link_names = {},
+    undo_id = false, started = false,
+  }, Lab)
+end
+
+function Lab.__index(self, k)
+  local m = Lab[k]
+  if m ~= nil then return m end
+  return rawget(self, "nodes")[k] -- lab.h1: a node by name
+end
+
+-- "3 switches, 2 links, 6 hosts"
+local function counts(self)
+  local t = {}
+  for _, c in ipairs { { self.switches, "switch", "switches" }, { self.links, "link", "links" },
+                       { self.hosts, "host", "hosts" }, { self.routers, "router", "routers" },
+                       { self.vms, "VM", "VMs" } } do
+    if #c[1] > 0 then t[#t + 1] = ("%d %s"):format(#c[1], #c[1] == 1 and c[2] or c[3]) end
+  end
+  return #t > 0 and table.concat(t, ", ") or "nothing"
+end
+
+function Lab:__tostring()
+  return ("luaswitch.lab %q (%s; %s)"):format(self.name, counts(self), self.state)
+end
+
+local function check_lab(self, fname)
+  if getmetatable(self) ~= Lab then
+    error(("calling '%s' on bad self (luaswitch.lab expected, got %s)"):format(fname, type(self)), 3)
+  end
+end
+
+local function declaring(self, fname)
+  check_lab(self, fname)
+  if self.state == "running" or self.state == "starting" then
+    error(("%s: lab '%s' is running; declare everything before lab:start() (or lab:stop() first)")
+      :format(fname, self.name), 3)
+  end
+end
+
+local function running_only(self, fname, level)
+  if self.state ~= "running" then
+    error(("%s: lab '%s' is not running (call lab:start() first)"):format(fname, self.name), level + 1)
+  end
+end
+
+local function check_name(self, fname, name, level)
+  if type(name) ~= "string" or not name:match("^[%a][%w_.%-]*$") or #name > 40 then
+    argerr(fname, 1, level + 1, "a name of letters, digits, '_', '.', '-' (starting with a letter, at most 40) expected, got %s",
+      describe(name))
+  end
+  local other = self.nodes[name]
+  if other then argerr(fname, 1, level + 1, "name '%s' is already used by %s", name, describe(other)) end
+  if Lab[name] ~= nil then
+    argerr(fname, 1, level + 1, "'%s' is the name of a lab method; choose another", name)
+  end
+end
+
+-- A switch of this lab from a switch object or its name.
+local function find_switch(self, v, bad)
+  if type(v) == "string" then
+    local n = self.nodes[v]
+    if n and n.kind == "switch" then return n end
+    if n then bad("%s is not a switch", describe(n)) end
+    bad("no switch named '%s' in lab '%s'", v, self.name)
+  end
+  if getmetatable(v) == Switch then
+    if v.lab ~= self then bad("switch '%s' belongs to lab '%s', not '%s'", v.name, v.lab.name, self.name) end
+    return v
+  end
+  if type(v) == "table" and type(v.kind) == "string" and getmetatable(v) then
+    bad("a switch or its name expected, got %s", describe(v))
+  end
+  bad("a switch or its name expected, got %s", type(v))
+end
+
+local function add_node(self, node, list)
+  self.nodes[node.name] = node
+  list[#list + 1] = node
+  return node
+end
+
+--- Declare a switch.
+-- @tparam string name
+-- @tparam[opt] table opts passed to `luaswitch.switch` as they are (`aging`, `max_macs`,
+--   `vlan_aware`, `stp`, ...); a switch carrying a VLAN of a host or a trunk is made
+--   VLAN-aware unless it says `vlan_aware = false`; `stp = false` keeps a switch out of
+--   the lab's spanning tree
+-- @return switch (its methods are those of the luaswitch switch once the lab runs:
+--   `s1:fdb()`; `s1:on(event, fn)` may be called before)
+function Lab:switch(name, opts)
+  declaring(self, "switch")
+  check_name(self, "switch", name, 2)
+  if opts ~= nil and type(opts) ~= "table" then
+    argerr("switch", 2, 2, "a table of switch options expected, got %s", type(opts))
+  end
+  opts = copy(opts)
+  if opts.name ~= nil then opterr("switch", "name", 2, "the name is argument #1") end
+  return add_node(self, setmetatable({ lab = self, name = name, kind = "switch", opts = opts, handlers = {},
+    port_names = {}, vlans = false }, Switch), self.switches)
+end
+
+local function port_name(sw, want)
+  local name, i = want, 1
+  while sw.port_names[name] do
+    i = i + 1
+    name = ("%s.%d"):format(want, i)
+  end
+  sw.port_names[name] = true
+  return name
+end
+
+local function needs_vlans(sw, fname, key, level)
+  if sw.opts.vlan_aware == false then
+    opterr(fname, key, level + 1, "switch '%s' is declared with vlan_aware = false", sw.name)
+  end
+  sw.vlans = true
+end
+
+local function check_port_opts(fname, v, level)
+  if v == nil then return {} end
+  if type(v) ~= "table" then opterr(fname, "port", level + 1, "a table of port options expected, got %s", type(v)) end
+  for _, k in ipairs { "kind", "name", "netns", "ifname", "peer", "path", "listen", "connect" } do
+    if v[k] ~= nil then opterr(fname, "port", level + 1, "the lab sets '%s' itself", k) end
+  end
+  return copy(v)
+end
+
+local HOST_OPTS = set { "switch", "ip", "gateway", "routes", "vlan", "mac", "mtu", "port" }
+
+--- Declare a host: a network namespace whose `eth0` is a TAP port of a switch.
+-- @tparam string name
+-- @tparam table opts `switch` (a switch or its name; required), `ip` (an address with
+--   prefix length or a list of them, IPv4 and/or IPv6; default 10.0.0.N/8, N = the host's
+--   number, as Mininet; `false` for none), `gateway` (the default route's next hop),
+--   `routes` (`{ "10.1.0.0/16 via 10.0.0.254" }` or `{ ["10.1.0.0/16"] = "10.0.0.254" }`),
+--   `vlan` (its access port's VLAN, or a port VLAN table), `mac`, `mtu`, `port` (more
+--   options for its TAP port: flags, `max_macs`, ...)
+-- @return host: after start `host.ns` (luaswitch.netns), `host.port`, `host.ip`, `host.mac`
+function Lab:host(name, opts)
+  declaring(self, "host")
+  check_name(self, "host", name, 2)
+  if type(opts) ~= "table" then argerr("host", 2, 2, "a table of host options with a 'switch' expected, got %s", type(opts)) end
+  check_options("host", opts, HOST_OPTS, 2)
+  if opts.switch == nil then opterr("host", "switch", 2, "every host needs the switch it is plugged into") end
+  local sw = find_switch(self, opts.switch, function(fmt, ...) opterr("host", "switch", 4, fmt, ...) end)
+  local n = #self.hosts + 1
+  local ip = opts.ip
+  if ip == nil then ip = ("10.%d.%d.%d/8"):format(n >> 16 & 255, n >> 8 & 255, n & 255) end
+  local h = setmetatable({ lab = self, name = name, kind = "host", switch = sw, number = n,
+    addresses = check_addresses("host", "ip", ip, 2), routes = check_routes("host", opts.routes, 2),
+    vlan = check_vlan("host", opts.vlan, 2), mac = check_mac("host", opts.mac, 2), mtu = opts.mtu,
+    port_opts = check_port_opts("host", opts.port, 2), netns = self.prefix .. name }, Host)
+  if opts.gateway ~= nil then
+    if not family(opts.gateway) then
+      opterr("host", "gateway", 2, "an address like 10.0.0.254 expected, got %s", describe(opts.gateway))
+    end
+    table.insert(h.routes, 1, { dst = "default", via = opts.gateway })
+  end
+  if opts.mtu ~= nil and (math.type(opts.mtu) ~= "integer" or opts.mtu < 68 or opts.mtu > 65514) then
+    opterr("host", "mtu", 2, "an integer between 68 and 65514 expected, got %s", tostring(opts.mtu))
+  end
+  if h.vlan then needs_vlans(sw, "host", "vlan", 2) end
+  h.ip = h.addresses[1] and h.addresses[1]:match("^[^/]+")
+  for _, a in ipairs(h.addresses) do -- the first IPv4 address is the one to ping
+    if a:find("^%d+%.") then h.ip = a:match("^[^/]+") break end
+  end
+  h.port_name = port_name(sw, name)
+  return add_node(self, h, self.hosts)
+end
+
+local IFACE_OPTS = set { "switch", "ip", "vlan", "mac", "mtu", "port", 1, 2 }
+
+--- Declare a router: a namespace with IP forwarding on and an interface (eth0, eth1, ...)
+-- on each switch it is plugged into, as a TAP port.
+-- @tparam string name
+-- @tparam table opts `interfaces` (or the list part of opts): each `{ switch =, ip =,
+--   vlan =, mac =, mtu =, port = }`, or shortly `{ s1, "10.0.1.254/24" }`; `routes`,
+--   `gateway` as for a host
+-- @return router: after start `router.ns`, `router.ports` (one per interface)
+function Lab:router(name, opts)
+  declaring(self, "router")
+  check_name(self, "router", name, 2)
+  if type(opts) ~= "table" then
+    argerr("router", 2, 2, "a table with the router's interfaces expected, got %s", type(opts))
+  end
+  local list = opts.interfaces or opts
+  local known = set { "interfaces", "routes", "gateway" }
+  for k in pairs(opts) do
+    if not (known[k] or (math.type(k) == "integer" and opts.interfaces == nil)) then
+      error(("router: unknown option '%s' (known: interfaces, routes, gateway, or a list of interfaces)")
+        :format(tostring(k)), 2)
+    end
+  end
+  if type(list) ~= "table" or #list == 0 then
+    opterr("router", "interfaces", 2, "a router needs at least one interface, like { s1, \"10.0.1.254/24\" }")
+  end
+  local r = setmetatable({ lab = self, name = name, kind = "router", interfaces = {},
+    routes = check_routes("router", opts.routes, 2), netns = self.prefix .. name }, Router)
+  if opts.gateway ~= nil then
+    if not family(opts.gateway) then
+      opterr("router", "gateway", 2, "an address like 10.0.0.254 expected, got %s", describe(opts.gateway))
+    end
+    table.insert(r.routes, 1, { dst = "default", via = opts.gateway })
+  end
+  local names = {}
+  for i, it in ipairs(list) do
+    local what = ("router: interface %d"):format(i)
+    if type(it) ~= "table" then
+      error(("%s: a table like { s1, \"10.0.1.254/24\" } expected, got %s"):format(what, type(it)), 2)
+    end
+    check_options(what, it, IFACE_OPTS, 2)
+    local sw = find_switch(self, it.switch or it[1], function(fmt, ...) opterr(what, "switch", 4, fmt, ...) end)
+    local iface = { switch = sw, ifname = "eth" .. (i - 1), addresses = check_addresses(what, "ip", it.ip or it[2], 2),
+      vlan = check_vlan(what, it.vlan, 2), mac = check_mac(what, it.mac, 2), mtu = it.mtu,
+      port_opts = check_port_opts(what, it.port, 2) }
+    if iface.vlan then needs_vlans(sw, what, "vlan", 2) end
+    names[#names + 1] = sw
+    r.interfaces[i] = iface
+  end
+  for _, iface in ipairs(r.interfaces) do
+    iface.port_name = port_name(iface.switch, name .. "-" .. iface.ifname)
+  end
+  for _, iface in ipairs(r.interfaces) do
+    for _, a in ipairs(iface.addresses) do
+      if not r.ip and a:find("^%d+%.") then r.ip = a:match("^[^/]+") end
+    end
+  end
+  return add_node(self, r, self.routers)
+end
+
+local VM_KINDS = { unix = true, stream = true, socketpair = true }
+
+--- Declare a VM endpoint: a port for QEMU (or vfkit, libkrun, passt's peers, ...).
+-- @tparam string name
+-- @tparam table opts `switch` (required), `kind` ("unix": datagrams on a pair of socket
+--   files, the default; "stream": length-prefixed frames on a listening socket;
+--   "socketpair": an inherited file descriptor), `vlan`, `mac` (default a unique
+--   52:54:00:xx:xx:xx), `port` (more port options)
+-- @return vm: after start `vm.qemu` (the `-netdev ... -device ...` arguments), `vm.port`,
+--   `vm:endpoint()` (a stand-in speaking the same framing), `vm:spawn(cmd)`
+function Lab:vm(name, opts)
+  declaring(self, "vm")
+  check_name(self, "vm", name, 2)
+  if type(opts) ~= "table" then argerr("vm", 2, 2, "a table of VM options with a 'switch' expected, got %s", type(opts)) end
+  check_options("vm", opts, set { "switch", "kind", "vlan", "mac", "port" }, 2)
+  if opts.switch == nil then opterr("vm", "switch", 2, "every VM needs the switch it is plugged into") end
+  local sw = find_switch(self, opts.switch, function(fmt, ...) opterr("vm", "switch", 4, fmt, ...) end)
+  local kind = opts.kind or "unix"
+  if not VM_KINDS[kind] then
+    opterr("vm", "kind", 2, "\"unix\", \"stream\" or \"socketpair\" expected, got %s", describe(kind))
+  end
+  local n = #self.vms + 1
+  local v = setmetatable({ lab = self, name = name, kind = "vm", transport = kind, switch = sw,
+    vlan = check_vlan("vm", opts.vlan, 2), port_opts = check_port_opts("vm", opts.port, 2),
+    mac = check_mac("vm", opts.mac, 2) or ("52:54:00:%02x:%02x:%02x"):format(my_pid() >> 8 & 255,
+      (my_pid() + labs_made) & 255, n & 255), procs = {}, endpoints = {} }, VM)
+  if v.vlan then needs_vlans(sw, "vm", "vlan", 2) end
+  v.port_name = port_name(sw, name)
+  return add_node(self, v, self.vms)
+end
+
+local LINK_OPTS = set { "kind", "name", "trunk", "native", "vni", "port", table.unpack(IMPAIR_KEYS) }
+
+--- Declare a link between two switches: a pair of patch ports (a cable inside the data
+-- plane), or with `kind = "vxlan"` a VXLAN tunnel between two vxlan ports whose sockets
+-- live in two namespaces of their own joined by a veth pair (the underlay).
+-- @param a a switch or its name
+-- @param b another switch or its name
+-- @tparam[opt] table opts `kind` ("patch" or "vxlan"), `name` (default "a-b"), `trunk` (a
+--   list of VLANs and ranges, `{ 10, "20-29" }`: both ends become trunks), `native`,
+--   `vni` (vxlan; default 100 + the link's number), `port` (more options for both
+--   ports), and impairments for both directions (`delay`, `jitter`, `loss`, `rate`, ...,
+--   as `port:impair`)
+-- @return link, with `link:impair(dir, opts)` and after start `link.ports` `{ a =, b = }`
+function Lab:link(a, b, opts)
+  declaring(self, "link")
+  local sa = find_switch(self, a, function(fmt, ...) argerr("link", 1, 4, fmt, ...) end)
+  local sb = find_switch(self, b, function(fmt, ...) argerr("link", 2, 4, fmt, ...) end)
+  if sa == sb then argerr("link", 2, 2, "a link joins two different switches, got '%s' twice", sa.name) end
+  if opts ~= nil and type(opts) ~= "table" then argerr("link", 3, 2, "a table of link options expected, got %s", type(opts)) end
+  opts = opts or {}
+  check_options("link", opts, LINK_OPTS, 2)
+  local kind = opts.kind or "patch"
+  if kind ~= "patch" and kind ~= "vxlan" then
+    opterr("link", "kind", 2, "\"patch\" or \"vxlan\" expected, got %s", describe(kind))
+  end
+  local name = opts.name or (sa.name .. "-" .. sb.name)
+  if type(name) ~= "string" or not name:match("^[%a][%w_.%-]*$") or #name > 40 then
+    opterr("link", "name", 2, "a name of letters, digits, '_', '.', '-' expected, got %s", describe(name))
+  end
+  if self.link_names[name] then
+    if opts.name then opterr("link", "name", 2, "a link named '%s' exists already", name) end
+    local i = 2
+    while self.link_names[("%s.%d"):format(name, i)] do i = i + 1 end
+    name = ("%s.%d"):format(name, i)
+  end
+  local trunk
+  if opts.trunk ~= nil then
+    if type(opts.trunk) ~= "table" or #opts.trunk == 0 then
+      opterr("link", "trunk", 2, "a list of VLANs like { 10, 20, \"30-39\" } expected, got %s", describe(opts.trunk))
+    end
+    for i, v in ipairs(opts.trunk) do
+      if not ((math.type(v) == "integer" and v >= 1 and v <= 4094) or (type(v) == "string" and v:match("^%d+%-%d+$"))) then
+        opterr("link", "trunk", 2, "item %d: a VLAN (1-4094) or a range like \"20-29\" expected, got %s", i, describe(v))
+      end
+    end
+    trunk = copy(opts.trunk)
+    needs_vlans(sa, "link", "trunk", 2)
+    needs_vlans(sb, "link", "trunk", 2)
+  elseif opts.native ~= nil then
+    opterr("link", "native", 2, "a native VLAN needs a trunk")
+  end
+  if opts.vni ~= nil then
+    if kind ~= "vxlan" then opterr("link", "vni", 2, "only a vxlan link has a VNI") end
+    if math.type(opts.vni) ~= "integer" or opts.vni < 0 or opts.vni > 16777215 then
+      opterr("link", "vni", 2, "an integer between 0 and 16777215 expected, got %s", tostring(opts.vni))
+    end
+  end
+  local imp
+  for _, k in ipairs(IMPAIR_KEYS) do
+    if opts[k] ~= nil then
+      imp = imp or {}
+      imp[k] = opts[k]
+    end
+  end
+  local n = #self.links + 1
+  local l = setmetatable({ lab = self, name = name, kind = "link", transport = kind, a = sa, b = sb, trunk = trunk,
+    native = opts.native, vni = opts.vni or (100 + n), port_opts = check_port_opts("link", opts.port, 2),
+    impair_opts = { [sa] = imp, [sb] = imp } }, Link)
+  if kind == "vxlan" then l.underlay = { self.prefix .. name .. "-u1", self.prefix .. name .. "-u2" } end
+  l.port_names = { [sa] = port_name(sa, (kind == "vxlan" and "vx-" or "to-") .. sb.name),
+                   [sb] = port_name(sb, (kind == "vxlan" and "vx-" or "to-") .. sa.name) }
+  self.link_names[name] = true
+  self.links[n] = l
+  return l
+end
+
+--- A node (switch, host, router, VM) by name; `lab.NAME` works too.
+function Lab:get(name)
+  check_lab(self, "get")
+  return self.nodes[name]
+end
+
+-- ---- starting and stopping -------------------------------------------------------------------
+
+local function namespaces_of(self)
+  local list = {}
+  for _, h in ipairs(self.hosts) do list[#list + 1] = h.netns end
+  for _, r in ipairs(self.routers) do list[#list + 1] = r.netns end
+  for _, l in ipairs(self.links) do
+    if l.underlay then
+      list[#list + 1] = l.underlay[1]
+      list[#list + 1] = l.underlay[2]
+    end
+  end
+  return list
+end
+
+-- The shell command that removes everything of the lab, registered with the exit hook
+-- before anything is created.
+local function undo_command(self)
+  local names = {}
+  for i, n in ipairs(namespaces_of(self)) do names[i] = q(n) end
+  local cmd = ""
+  if #names > 0 then
+    cmd = ("for n in %s; do ip netns pids \"$n\" 2>/dev/null | xargs -r kill -9 2>/dev/null; ip netns del \"$n\" 2>/dev/null; done; ")
+      :format(table.concat(names, " "))
+  end
+  if self.own_dir and #self.vms > 0 then cmd = cmd .. ("rm -rf %s; "):format(q(self.dir)) end
+  return cmd .. "true"
+end
+
+local function ok_or_fail(what, v, err)
+  if v == nil then error(("%s: %s"):format(what, tostring(err)), 0) end
+  return v
+end
+
+local function port_opts(base, extra)
+  local o = copy(base)
+  for k, v in pairs(extra) do o[k] = v end
+  return o
+end
+
+-- Configure addresses, routes and sysctls of an interface's namespace in one command;
+-- returns the interface's MAC.
+local function configure(ns, ifname, addresses, extra)
+  local cmds = {}
+  for _, a in ipairs(addresses) do
+    cmds[#cmds + 1] = ("ip addr add %s dev %s%s"):format(q(a), q(ifname), a:find(":") and " nodad" or "")
+  end
+  for _, c in ipairs(extra or {}) do cmds[#cmds + 1] = c end
+  cmds[#cmds + 1] = ("cat /sys/class/net/%s/address"):format(ifname)
+  local out = must(("ip netns exec %s sh -ec %s"):format(q(ns), q(table.concat(cmds, "\n"))),
+    ("configuring %s in %s"):format(ifname, ns))
+  return out:match("(%x%x:%x%x:%x%x:%x%x:%x%x:%x%x)%s*$")
+end
+
+local function route_commands(routes)
+  local cmds = {}
+  for _, r in ipairs(routes) do
+    cmds[#cmds + 1] = ("ip %sroute add %s via %s"):format((family(r.via) == 6 or r.dst:find(":")) and "-6 " or "",
+      q(r.dst), q(r.via))
+  end
+  return cmds
+end
+
+local function vlan_port(v)
+  if v == nil then return nil end
+  return type(v) == "table" and copy(v) or v
+end
+
+local function start_switches(self)
+  for _, s in ipairs(self.switches) do
+    local o = copy(s.opts)
+    o.name = s.name
+    if s.vlans and o.vlan_aware == nil then o.vlan_aware = true end
+    if o.stp == nil and self.stp then o.stp = copy(self.stp) end
+    if o.stp == false then o.stp = nil end
+    s.stp_on = o.stp ~= nil
+    local ok, sw = pcall(luaswitch.switch, o)
+    if not ok then error(("switch '%s': %s"):format(s.name, tostring(sw)), 0) end
+    s.sw = sw
+    for _, h in ipairs(s.handlers) do
+      local good, err = pcall(sw.on, sw, h[1], h[2])
+      if not good then error(("switch '%s': %s"):format(s.name, tostring(err)), 0) end
+    end
+  end
+  self.log(("*** switches: %s"):format(table.concat((function()
+    local t = {}
+    for i, s in ipairs(self.switches) do t[i] = s.name end
+    return t
+  end)(), " ")))
+end
+
+local function start_link(self, l)
+  local pa, pb
+  local trunk = l.trunk and { mode = "trunk", allowed = copy(l.trunk), native = l.native } or nil
+  local function opts(sw, extra)
+    local o = port_opts(l.port_opts, extra)
+    o.name = l.port_names[sw]
+    o.vlan = trunk and copy(trunk) or o.vlan
+    return o
+  end
+  if l.transport == "patch" then
+    pa = ok_or_fail(("link %s"):format(l.name), l.a.sw:port(opts(l.a, { kind = "patch" })))
+    pb = ok_or_fail(("link %s"):format(l.name), l.b.sw:port(opts(l.b, { kind = "patch", peer = pa })))
+  else
+    local u1 = ok_or_fail(("link %s: underlay"):format(l.name), netns.create(l.underlay[1]))
+    local u2 = ok_or_fail(("link %s: underlay"):format(l.name), netns.create(l.underlay[2]))
+    l.ns = { u1, u2 }
+    l.veth = ok_or_fail(("link %s: underlay"):format(l.name), netns.veth { name = "u0", netns = u1, peer = "u0",
+      peer_netns = u2, addresses = { "10.255.0.1/24" }, peer_addresses = { "10.255.0.2/24" }, mtu = 1600 })
+    pa = ok_or_fail(("link %s"):format(l.name), l.a.sw:port(opts(l.a, { kind = "vxlan", vni = l.vni,
+      bind = "10.255.0.1:4789", remotes = { "10.255.0.2" }, netns = u1.name, mtu = 1500 })))
+    pb = ok_or_fail(("link %s"):format(l.name), l.b.sw:port(opts(l.b, { kind = "vxlan", vni = l.vni,
+      bind = "10.255.0.2:4789", remotes = { "10.255.0.1" }, netns = u2.name, mtu = 1500 })))
+  end
+  l.ports = { a = pa, b = pb, [l.a] = pa, [l.b] = pb }
+  for _, sw in ipairs { l.a, l.b } do
+    if l.impair_opts[sw] then l.ports[sw]:impair(copy(l.impair_opts[sw])) end
+  end
+end
+
+local function describe_impair(o)
+  if not o then return nil end
+  local t = {}
+  if o.delay then t[#t + 1] = ("delay %g ms"):format(o.delay * 1000) end
+  if o.jitter then t[#t + 1] = ("jitter %g ms"):format(o.jitter * 1000) end
+  if o.loss then t[#t + 1] = ("loss %g%%"):format(o.loss * 100) end
+  if o.rate then t[#t + 1] = ("rate %s"):format(tostring(o.rate)) end
+  if o.dup then t[#t + 1] = ("dup %g%%"):format(o.dup * 100) end
+  if o.reorder then t[#t + 1] = ("reorder %g%%"):format(o.reorder * 100) end
+  if o.corrupt then t[#t + 1] = ("corrupt %g%%"):format(o.corrupt * 100) end
+  if o.gilbert then t[#t + 1] = "gilbert loss" end
+  if o.mtu then t[#t + 1] = ("mtu %d"):format(o.mtu) end
+  if o.down then t[#t + 1] = "down" end
+  return #t > 0 and table.concat(t, ", ") or nil
+end
+
+local function link_summary(l)
+  local t = { l.transport == "vxlan" and ("vxlan %d"):format(l.vni) or "patch" }
+  if l.trunk then
+    local v = {}
+    for i, x in ipairs(l.trunk) do v[i] = tostring(x) end
+    t[#t + 1] = "trunk " .. table.concat(v, ",")
+  end
+  local ia, ib = describe_impair(l.impair_opts[l.a]), describe_impair(l.impair_opts[l.b])
+  if ia and ia == ib then
+    t[#t + 1] = ia .. " each way"
+  else
+    if ia then t[#t + 1] = ("%s->%s %s"):format(l.a.name, l.b.name, ia) end
+    if ib then t[#t + 1] = ("%s->%s %s"):format(l.b.name, l.a.name, ib) end
+  end
+  return table.concat(t, ", ")
+end
+
+-- Ports to hosts, routers and VMs of a switch running STP are edge ports (forwarding at
+-- once, no topology change when they come and go) unless their options say otherwise.
+local function edge(sw, o)
+  if sw.stp_on and o.stp_edge == nil then o.stp_edge = true end
+end
+
+local function start_host(self, h)
+  h.ns = ok_or_fail(("host %s"):format(h.name), netns.create(h.netns))
+  local o = port_opts(h.port_opts, { kind = "tap", name = h.port_name, ifname = "eth0", netns = h.netns,
+    mac = h.mac, mtu = h.mtu, vlan = vlan_port(h.vlan) })
+  edge(h.switch, o)
+  h.port = ok_or_fail(("host %s"):format(h.name), h.switch.sw:port(o))
+  h.mac = configure(h.netns, "eth0", h.addresses, route_commands(h.routes))
+end
+
+local function start_router(self, r)
+  r.ns = ok_or_fail(("router %s"):format(r.name), netns.create(r.netns))
+  r.ports = {}
+  for i, it in ipairs(r.interfaces) do
+    local o = port_opts(it.port_opts, { kind = "tap", name = it.port_name, ifname = it.ifname, netns = r.netns,
+      mac = it.mac, mtu = it.mtu, vlan = vlan_port(it.vlan) })
+    edge(it.switch, o)
+    r.ports[i] = ok_or_fail(("router %s"):format(r.name), it.switch.sw:port(o))
+  end
+  for i, it in ipairs(r.interfaces) do
+    local extra = i == #r.interfaces and route_commands(r.routes) or {}
+    if i == 1 then
+      table.insert(extra, 1, "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1")
+    end
+    it.mac = configure(r.netns, it.ifname, it.addresses, extra)
+  end
+end
+
+local function start_vm(self, v)
+  local o = port_opts(v.port_opts, { kind = v.transport, name = v.port_name, vlan = vlan_port(v.vlan) })
+  edge(v.switch, o)
+  local id = v.name
+  if v.transport == "unix" then
+    v.sw_path, v.vm_path = ("%s/%s.sw.sock"):format(self.dir, v.name), ("%s/%s.vm.sock"):format(self.dir, v.name)
+    o.path, o.peer = v.sw_path, v.vm_path
+    v.netdev = ("-netdev dgram,id=%s,local.type=unix,local.path=%s,remote.type=unix,remote.path=%s")
+      :format(id, v.vm_path, v.sw_path)
+  elseif v.transport == "stream" then
+    v.path = ("%s/%s.sock"):format(self.dir, v.name)
+    o.listen = v.path
+    v.netdev = ("-netdev stream,id=%s,server=off,addr.type=unix,addr.path=%s"):format(id, v.path)
+  end
+  v.port = ok_or_fail(("vm %s"):format(v.name), v.switch.sw:port(o))
+  if v.transport == "socketpair" then
+    v.fd = v.port:peer_fd()
+    v.netdev = ("-netdev dgram,id=%s,local.type=fd,local.str=%d"):format(id, v.fd)
+  end
+  v.device = ("-device virtio-net-pci,netdev=%s,mac=%s"):format(id, v.mac)
+  v.qemu = v.netdev .. " " .. v.device
+end
+
+local function start_all(self)
+  if #self.vms > 0 then
+    must(("mkdir -p -m 0700 %s"):format(q(self.dir)), "lab directory")
+  end
+  start_switches(self)
+  for _, l in ipairs(self.links) do
+    start_link(self, l)
+    self.log(("*** link %s: %s <-> %s (%s)"):format(l.name, l.a.name, l.b.name, link_summary(l)))
+  end
+  for _, h in ipairs(self.hosts) do
+    start_host(self, h)
+    self.log(("*** host %s: %s on %s%s, netns %s"):format(h.name, #h.addresses > 0 and
+      table.concat(h.addresses, " ") or "no address", h.switch.name,
+      h.vlan and (" (VLAN " .. tostring(type(h.vlan) == "table" and (h.vlan.pvid or "table") or h.vlan) .. ")") or "",
+      h.netns))
+  end
+  for _, r in ipairs(self.routers) do
+    start_router(self, r)
+    local legs = {}
+    for i, it in ipairs(r.interfaces) do
+      legs[i] = ("%s %s on %s"):format(it.ifname, table.concat(it.addresses, " "), it.switch.name)
+    end
+    self.log(("*** router %s: %s, netns %s"):format(r.name, table.concat(legs, "; "), r.netns))
+  end
+  for _, v in ipairs(self.vms) do
+    start_vm(self, v)
+    self.log(("*** vm %s (%s on %s): qemu-system-x86_64 ... %s"):format(v.name, v.transport, v.switch.name, v.qemu))
+  end
+end
+
+-- Is the spanning tree of every switch running it settled: each port forwarding, blocked
+-- as an alternate, or disabled, and the two ends of every link agreeing on the root?
+local function stp_settled(self)
+  for _, s in ipairs(self.switches) do
+    if s.stp_on and s.sw and not s.sw.closed then
+      for _, p in ipairs(s.sw:stp().ports) do
+        local settled = p.state == "forwarding" or p.state == "disabled"
+          or (p.state == "blocking" and p.role == "alternate")
+        if not settled then return false end
+      end
+    end
+  end
+  for _, l in ipairs(self.links) do
+    if l.a.stp_on and l.b.stp_on and l.a.sw and l.b.sw and l.ports then
+      local pa, pb = l.ports.a, l.ports.b
+      if not pa.closed and not pb.closed and pa:state() == "up" and pb:state() == "up"
+        and l.a.sw:stp().root_id ~= l.b.sw:stp().root_id then
+        return false
+      end
+    end
+  end
+  return true
+end
+
+-- Time the slowest switch's tree needs to settle from scratch, with a margin.
+local function stp_budget(self)
+  local t = 0
+  for _, s in ipairs(self.switches) do
+    if s.stp_on and s.sw then
+      local st = s.sw:stp()
+      t = math.max(t, 2 * st.forward_delay + 2 * st.max_age)
+    end
+  end
+  return t + 5
+end
+
+--- Has the spanning tree settled? True when no switch runs STP, or every port of the
+-- switches that do is forwarding, blocked (an alternate port) or disabled, and the two
+-- ends of each link agree on the root.
+-- @tparam[opt] number timeout wait up to this many seconds for it (dispatching events),
+--   rather than answer at once
+-- @treturn boolean
+function Lab:converged(timeout)
+  check_lab(self, "converged")
+  running_only(self, "converged", 2)
+  if timeout == nil then return stp_settled(self) end
+  if type(timeout) ~= "number" or timeout < 0 then
+    argerr("converged", 1, 2, "a number of seconds expected, got %s", describe(timeout))
+  end
+  return luaswitch.wait_until(function() return stp_settled(self) end, timeout) and true or false
+end
+
+--- Create everything: switches, links, namespaces with their interfaces, addresses and
+-- routes, VM ports. When switches run the spanning tree, it returns once the tree has
+-- settled (see `lab:converged()`; an error if it does not within twice the forward
+-- delay and max age plus 5 s), so a ring of switches is loop-free and every host can
+-- reach every other at once. On an error (or Ctrl-C) halfway, what was created is removed
+-- again and the error is raised.
+-- @return the lab
+function Lab:start()
+  check_lab(self, "start")
+  if self.state == "running" then error(("start: lab '%s' is running already"):format(self.name), 2) end
+  local t0 = core.monotime()
+  self.state = "starting"
+  running[self] = true
+  self.undo_id = core.atexit(undo_command(self))
+  self.log(("*** lab %s: starting %s"):format(self.name, counts(self)))
+  local ok, err = pcall(function()
+    start_all(self)
+    local stp = {}
+    for _, s in ipairs(self.switches) do
+      if s.stp_on then stp[#stp + 1] = s.name end
+    end
+    if #stp > 0 then
+      local budget, t1 = stp_budget(self), core.monotime()
+      if not luaswitch.wait_until(function() return stp_settled(self) end, budget) then
+        error(("the spanning tree did not settle within %g s"):format(budget), 0)
+      end
+      self.log(("*** spanning tree (%s): settled in %.2f s"):format(table.concat(stp, " "), core.monotime() - t1))
+    end
+  end)
+  if not ok then
+    pcall(self.stop, self)
+    error(("start: lab '%s': %s"):format(self.name, tostring(err)), 2)
+  end
+  self.state = "running"
+  self.started = core.monotime()
+  self.log(("*** lab %s: started in %.2f s"):format(self.name, core.monotime() - t0))
+  luaswitch.dispatch(0)
+  return self
+end
+
+local function close_all(objs)
+  for i = #objs, 1, -1 do pcall(objs[i].close, objs[i]) end
+end
+
+--- Remove everything the lab created: switches (and their ports and socket files),
+-- processes, namespaces and their interfaces, the socket directory. Idempotent; the lab
+-- can be started again afterwards.
+function Lab:stop()
+  check_lab(self, "stop")
+  if self.state ~= "running" and self.state ~= "starting" then return self end
+  local t0 = core.monotime()
+  for _, v in ipairs(self.vms) do
+    close_all(v.endpoints)
+    for _, p in ipairs(v.procs) do
+      os.execute(("kill -9 %d 2>/dev/null"):format(p.pid))
+      core.atexit_cancel(p.exit_id)
+      os.remove(p.log)
+    end
+    v.endpoints, v.procs = {}, {}
+  end
+  for _, s in ipairs(self.switches) do
+    if s.sw and not s.sw.closed then pcall(s.sw.close, s.sw) end
+    s.sw = nil
+  end
+  local spaces = {}
+  for _, n in ipairs(self.hosts) do spaces[#spaces + 1] = n.ns end
+  for _, n in ipairs(self.routers) do spaces[#spaces + 1] = n.ns end
+  for _, l in ipairs(self.links) do
+    if l.veth then pcall(l.veth.close, l.veth) end
+    for _, n in ipairs(l.ns or {}) do spaces[#spaces + 1] = n end
+    l.ns, l.veth, l.ports = nil, nil, nil
+  end
+  pcall(netns.close_all, spaces)
+  -- what the netns objects did not cover (created but not yet registered when interrupted)
+  sh(undo_command(self))
+  if self.undo_id then core.atexit_cancel(self.undo_id) end
+  self.undo_id = false
+  for _, h in ipairs(self.hosts) do h.ns, h.port = nil, nil end
+  for _, r in ipairs(self.routers) do r.ns, r.ports = nil, nil end
+  for _, v in ipairs(self.vms) do v.port, v.fd = nil, nil end
+  running[self] = nil
+  local was = self.state
+  self.state = "stopped"
+  if was == "running" then self.log(("*** lab %s: stopped in %.2f s"):format(self.name, core.monotime() - t0)) end
+  return self
+end
+
+function Lab:__gc()
+  if self.state == "running" or self.state == "starting" then pcall(Lab.stop, self) end
+end
+Lab.__close = Lab.__gc
+
+-- ---- switches ------------------------------------------------------------------------------
+
+function Switch.__index(self, k)
+  local m = Switch[k]
+  if m ~= nil then return m end
+  local sw = rawget(self, "sw")
+  if sw then
+    local v = sw[k]
+    if type(v) == "function" then return function(_, ...) return v(sw, ...) end end
+    return v
+  end
+  return nil
+end
+
+function Switch:__tostring()
+  return ("luaswitch.lab.switch %q%s"):format(self.name, rawget(self, "sw") and "" or " (not running)")
+end
+
+--- A handler for this switch's events (see `sw:on`); may be registered before the lab
+-- runs (it is then checked and attached by `lab:start()`).
+function Switch:on(event, fn)
+  if rawget(self, "sw") then return self.sw:on(event, fn) end
+  if type(event) ~= "string" then argerr("on", 1, 2, "event name expected, got %s", type(event)) end
+  if type(fn) ~= "function" then argerr("on", 2, 2, "function expected, got %s", type(fn)) end
+  self.handlers[#self.handlers + 1] = { event, fn }
+  return fn
+end
+
+-- ---- hosts and routers ---------------------------------------------------------------------
+
+local Node = {}
+
+local function node_ns(self, fname)
+  if not self.ns then
+    error(("%s: %s '%s' is not running (call lab:start() first)"):format(fname, self.kind, self.name), 3)
+  end
+  return self.ns
+end
+
+--- Run a shell command in the node's namespace; returns its output (stdout and stderr)
+-- and exit status.
+function Node:run(cmd)
+  return node_ns(self, "run"):run(cmd)
+end
+
+--- Run a shell command in the node's namespace; returns its output, raises if it fails.
+function Node:check(cmd)
+  local out, rc = node_ns(self, "check"):run(cmd)
+  if rc ~= 0 then error(("%s: '%s' failed (exit %d): %s"):format(self.name, cmd, rc, out), 2) end
+  return out
+end
+
+--- Start a command in the background in the node's namespace (killed at lab:stop()):
+-- a process with `alive()`, `kill([sig])`, `wait([timeout])`, `output()`.
+function Node:spawn(cmd)
+  return node_ns(self, "spawn"):spawn(cmd)
+end
+
+local function target_address(lab, other, fname, level)
+  if type(other) == "string" then
+    if family(other) then return other end
+    local n = lab.nodes[other]
+    if not n then argerr(fname, 1, level + 1, "no node or address '%s' in lab '%s'", other, lab.name) end
+    other = n
+  end
+  if type(other) == "table" and (getmetatable(other) == Host or getmetatable(other) == Router) then
+    if not other.ip then argerr(fname, 1, level + 1, "%s has no address", describe(other)) end
+    return other.ip, other
+  end
+  argerr(fname, 1, level + 1, "a host, a router, a name or an address expected, got %s", describe(other))
+end
+
+--- Ping another node (host, router, name) or an address.
+-- @tparam[opt] table opts `count` (1), `interval` (0.2 s), `timeout` (1 s per reply)
+-- @treturn boolean every ping answered
+-- @treturn table `sent`, `received`, `loss` (%), `rtt_min`, `rtt_avg`, `rtt_max` (ms), `output`
+function Node:ping(other, opts)
+  local ns = node_ns(self, "ping")
+  local addr = target_address(self.lab, other, "ping", 2)
+  opts = opts or {}
+  local count = opts.count or 1
+  local out = ns:run(("ping -n -q -c %d -i %g -W %g %s"):format(count, opts.interval or 0.2, opts.timeout or 1, q(addr)))
+  local sent, received = out:match("(%d+) packets transmitted, (%d+) received")
+  local r = { sent = tonumber(sent) or count, received = tonumber(received) or 0, output = out }
+  r.loss = r.sent > 0 and 100 * (r.sent - r.received) / r.sent or 100
+  local mn, avg, mx = out:match("= ([%d.]+)/([%d.]+)/([%d.]+)")
+  r.rtt_min, r.rtt_avg, r.rtt_max = tonumber(mn), tonumber(avg), tonumber(mx)
+  luaswitch.dispatch(0) -- the events it caused (learning), in order with what the script prints
+  return r.received == r.sent and r.sent > 0, r
+end
+
+for k, fn in pairs(Node) do
+  Host[k], Router[k] = fn, fn
+end
+Host.__index, Router.__index = Host, Router
+
+function Host:__tostring()
+  return ("luaswitch.lab.host %q (%s on %s%s)"):format(self.name, self.ip or "no address", self.switch.name,
+    self.ns and "" or ", not running")
+end
+
+function Router:__tostring()
+  return ("luaswitch.lab.router %q (%d interfaces%s)"):format(self.name, #self.interfaces,
+    self.ns and "" or ", not running")
+end
+
+-- ---- VMs -----------------------------------------------------------------------------------
+
+VM.__index = VM
+
+function VM:__tostring()
+  return ("luaswitch.lab.vm %q (%s on %s%s)"):format(self.name, self.transport, self.switch.name,
+    self.port and "" or ", not running")
+end
+
+--- A luaswitch endpoint on the VM's side of its port, speaking the framing QEMU would:
+-- for a test to stand in for the VM. Closed at lab:stop().
+function VM:endpoint()
+  if not self.port then error(("endpoint: vm '%s' is not running (call lab:start() first)"):format(self.name), 2) end
+  local ep, err
+  if self.transport == "unix" then
+    ep, err = luaswitch.endpoint { path = self.vm_path, peer = self.sw_path }
+  elseif self.transport == "stream" then
+    ep, err = luaswitch.endpoint { connect = self.path }
+  else
+    ep, err = self.port:endpoint()
+  end
+  if ep then self.endpoints[#self.endpoints + 1] = ep end
+  return ep, err
+end
+
+--- A whole QEMU command line for the VM (x86-64, virtio disk and NIC, serial console).
+-- @tparam[opt] table opts `image` (disk image, default "NAME.qcow2"), `memory` (MiB, 512),
+--   `qemu` (the program, "qemu-system-x86_64")
+function VM:command(opts)
+  if not self.port then error(("command: vm '%s' is not running (call lab:start() first)"):format(self.name), 2) end
+  opts = opts or {}
+  return ("%s -machine accel=kvm:tcg -m %d -nographic -drive file=%s,if=virtio %s"):format(
+    opts.qemu or "qemu-system-x86_64", opts.memory or 512, opts.image or (self.name .. ".qcow2"), self.qemu)
+end
+
+--- Start a command (QEMU, say) in the background in the root namespace; for a socketpair
+-- VM it inherits the file descriptor `vm.fd` named in `vm.qemu`. Killed at lab:stop().
+-- @return a process with `pid`, `alive()`, `wait([timeout])`, `output()`, `kill([sig])`
+function VM:spawn(cmd)
+  if not self.port then error(("spawn: vm '%s' is not running (call lab:start() first)"):format(self.name), 2) end
+  local log = os.tmpname()
+  local p = assert(io.popen(("sh -c %s >%s 2>&1 </dev/null & echo $!"):format(q("exec " .. cmd), q(log))))
+  local pid = tonumber(p:read("l"))
+  p:close()
+  local proc = { pid = pid, log = log, cmd = cmd, exit_id = core.atexit(("kill -9 %d 2>/dev/null"):format(pid)) }
+  function proc.alive() return pid_alive(pid) end
+  function proc.wait(_, timeout) return wait_exit(pid, timeout or 5) end
+  function proc.kill(_, sig) os.execute(("kill -%s %d 2>/dev/null"):format(sig or "TERM", pid)) end
+  function proc.output()
+    local f = io.open(log)
+    if not f then return "" end
+    local s = f:read("a")
+    f:close()
+    return s
+  end
+  self.procs[#self.procs + 1] = proc
+  return proc
+end
+
+-- ---- links ---------------------------------------------------------------------------------
+
+Link.__index = Link
+
+function Link:__tostring()
+  return ("luaswitch.lab.link %q (%s <-> %s, %s)"):format(self.name, self.a.name, self.b.name, link_summary(self))
+end
+
+--- Impair one direction of the link, or both; live when the lab runs, else from the start.
+-- @param dir "both", or the sending side: a switch (or its name) of the link — `s1`
+--   means frames from s1 towards the other end
+-- @tparam table|nil opts as `port:impair` (`delay`, `jitter`, `loss`, `rate`, `seed`, ...);
+--   nil removes the impairment
+-- @return the link
+function Link:impair(dir, opts)
+  local sides
+  if dir == "both" then
+    sides = { self.a, self.b }
+  else
+    local sw = dir
+    if type(dir) == "string" then sw = self.lab.nodes[dir] end
+    if sw ~= self.a and sw ~= self.b then
+      argerr("impair", 1, 2, "\"both\" or one of the link's switches ('%s', '%s') expected, got %s", self.a.name,
+        self.b.name, describe(dir))
+    end
+    sides = { sw }
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    argerr("impair", 2, 2, "a table of impairments or nil expected, got %s", type(opts))
+  end
+  if opts then check_options("impair", opts, IMPAIR, 2) end
+  for _, sw in ipairs(sides) do
+    local port = self.ports and self.ports[sw]
+    if port then
+      local ok, err = pcall(port.impair, port, opts and copy(opts) or nil)
+      if not ok then error(tostring(err):gsub("^[^:]*:%d+: ", ""), 2) end
+    end
+    self.impair_opts[sw] = opts and copy(opts) or nil
+  end
+  return self
+end
+
+local function link_ports(self, fname)
+  if not self.ports then
+    error(("%s: link '%s' is not running (call lab:start() first)"):format(fname, self.name), 3)
+  end
+  return self.ports.a, self.ports.b
+end
+
+--- Cut the link (both ends administratively down, as pulling the cable): frames and
+-- BPDUs stop at once, and a spanning tree reconverges around it.
+-- @return the link
+function Link:down()
+  local a, b = link_ports(self, "down")
+  a:down()
+  b:down()
+  return self
+end
+
+--- Plug the link in again after `link:down()`.
+-- @return the link
+function Link:up()
+  local a, b = link_ports(self, "up")
+  a:up()
+  b:up()
+  return self
+end
+
+--- The spanning tree state of the link's two ends (after start, on switches running STP):
+-- `{ [a.name] = "forwarding", [b.name] = "blocking" }`; nil without STP.
+function Link:stp()
+  local a, b = link_ports(self, "stp")
+  if not (self.a.stp_on or self.b.stp_on) then return nil end
+  return { [self.a.name] = a:info().stp_state, [self.b.name] = b:info().stp_state }
+end
+
+-- ---- testing -------------------------------------------------------------------------------
+
+local function pingable(self)
+  local list = {}
+  for _, h in ipairs(self.hosts) do
+    if h.ip then list[#list + 1] = h end
+  end
+  return list
+end
+
+local function fmt_pct(x)
+  if x == math.floor(x) then return ("%d"):format(x) end
+  return ("%.1f"):format(x)
+end
+
+--- Every host pings every other once, all at the same time (as Mininet's pingall,
+-- which pings one pair after the other); prints a line per host ("h1 -> h2 X h4": X
+-- for no reply) and the drop percentage.
+-- @tparam[opt] table opts `timeout` (seconds to wait for a reply, default 1), `quiet`
+-- @treturn number the percentage of pings without a reply
+-- @treturn table `{ sent =, received =, [src] = { [dst] = true | false } }` by host name
+function Lab:pingall(opts)
+  check_lab(self, "pingall")
+  running_only(self, "pingall", 2)
+  opts = opts or {}
+  local timeout = opts.timeout or 1
+  local hosts = pingable(self)
+  local out = opts.quiet and function() end or function(s) io.stdout:write(s) io.stdout:flush() end
+  out("*** Ping: testing ping reachability\n")
+  local pipes = {}
+  for _, h in ipairs(hosts) do
+    local cmds = {}
+    for _, t in ipairs(hosts) do
+      if t ~= h then
+        cmds[#cmds + 1] = ("{ ping -n -q -c 1 -W %g %s >/dev/null 2>&1 && echo 'ok %s' || echo 'no %s'; } &")
+          :format(timeout, t.ip, t.name, t.name)
+      end
+    end
+    cmds[#cmds + 1] = "wait"
+    pipes[h] = assert(io.popen(("ip netns exec %s sh -c %s 2>&1"):format(q(h.netns), q(table.concat(cmds, "\n")))))
+  end
+  local result = { sent = 0, received = 0 }
+  for _, h in ipairs(hosts) do
+    local text = pipes[h]:read("a") or ""
+    pipes[h]:close()
+    local row = {}
+    for verdict, name in text:gmatch("(%a+) (%S+)") do row[name] = verdict == "ok" end
+    result[h.name] = row
+    local line = {}
+    for _, t in ipairs(hosts) do
+      if t ~= h then
+        result.sent = result.sent + 1
+        if row[t.name] then result.received = result.received + 1 else row[t.name] = false end
+        line[#line + 1] = row[t.name] and t.name or "X"
+      end
+    end
+    out(("%s -> %s\n"):format(h.name, table.concat(line, " ")))
+  end
+  local drop = result.sent > 0 and 100 * (result.sent - result.received) / result.sent or 0
+  out(("*** Results: %s%% dropped (%d/%d received)\n"):format(fmt_pct(drop), result.received, result.sent))
+  luaswitch.dispatch(0)
+  return drop, result
+end
+
+local function find_host(self, v, fname, n)
+  if type(v) == "string" then v = self.nodes[v] or v end
+  if getmetatable(v) == Host or getmetatable(v) == Router then
+    if v.lab ~= self then argerr(fname, n, 3, "%s belongs to another lab", describe(v)) end
+    return v
+  end
+  argerr(fname, n, 3, "a host, a router or its name expected, got %s", describe(v))
+end
+
+--- TCP throughput from host a to host b with iperf3 (client on a, server on b).
+-- @tparam[opt] table opts `seconds` (2), `quiet`
+-- @treturn number Gbit/s received, or nil and a message
+-- @treturn table iperf3's JSON result
+function Lab:iperf(a, b, opts)
+  check_lab(self, "iperf")
+  running_only(self, "iperf", 2)
+  a, b = find_host(self, a, "iperf", 1), find_host(self, b, "iperf", 2)
+  opts = opts or {}
+  local secs = opts.seconds or 2
+  if not b.ip then argerr("iperf", 2, 2, "%s has no address", describe(b)) end
+  local server = b:spawn("iperf3 -s -1")
+  local listening = luaswitch.wait_until(function()
+    local _, rc = b:run("ss -ltnH 'sport = :5201' | grep -q .")
+    return rc == 0
+  end, 5)
+  if not listening then
+    server:cleanup()
+    return nil, "iperf3 server did not start: " .. server:output()
+  end
+  local client = a:spawn(("iperf3 -c %s -t %g -J"):format(b.ip, secs))
+  local done = wait_exit(client.pid, secs + 15)
+  wait_exit(server.pid, 2)
+  local text = client:output()
+  client:cleanup()
+  server:cleanup()
+  if not done then return nil, "iperf3 did not finish in time" end
+  local res = require("luaswitch.json").decode(text)
+  local bps = type(res) == "table" and type(res["end"]) == "table" and type(res["end"].sum_received) == "table"
+    and res["end"].sum_received.bits_per_second
+  if not bps then return nil, "iperf3 failed: " .. text:sub(1, 400) end
+  local gbps = bps / 1e9
+  if not opts.quiet then
+    io.stdout:write(("*** iperf %s -> %s: %.2f Gbit/s\n"):format(a.name, b.name, gbps))
+    io.stdout:flush()
+  end
+  return gbps, res
+end
+
+-- ---- Graphviz ------------------------------------------------------------------------------
+
+local function dq(s)
+  return '"' .. tostring(s):gsub('[\\"]', "\\%0"):gsub("\n", "\\n") .. '"'
+end
+
+local function vlan_text(v)
+  if v == nil then return nil end
+  if type(v) == "table" then
+    if v.mode == "trunk" then return "trunk" end
+    return v.pvid and ("vlan " .. v.pvid) or nil
+  end
+  return "vlan " .. v
+end
+
+--- The topology as Graphviz text (an undirected graph); with a path, also writes it there
+-- and, when `dot` is installed, renders an SVG next to it (path with .svg instead of .dot).
+-- @tparam[opt] string path
+-- @return the text; with a path: the path and the SVG's path (nil without graphviz)
+function Lab:dot(path)
+  check_lab(self, "dot")
+  local t = {}
+  local function add(fmt, ...) t[#t + 1] = fmt:format(...) end
+  local function edge(a, b, label)
+    if label then add("  %s -- %s [label=%s];", dq(a), dq(b), dq(label)) else add("  %s -- %s;", dq(a), dq(b)) end
+  end
+  add("graph %s {", dq(self.name))
+  add('  graph [rankdir=LR, fontname="Helvetica", label=%s, labelloc=t];', dq("lab " .. self.name))
+  add('  node [fontname="Helvetica", fontsize=11];')
+  add('  edge [fontname="Helvetica", fontsize=9];')
+  for _, s in ipairs(self.switches) do
+    local opts = {}
+    for k, v in pairs(s.opts) do
+      if type(v) ~= "table" and type(v) ~= "function" then opts[#opts + 1] = ("%s=%s"):format(k, tostring(v)) end
+    end
+    if s.vlans and s.opts.vlan_aware == nil then opts[#opts + 1] = "vlan_aware=true" end
+    if type(s.opts.stp) == "table" or (s.opts.stp == nil and self.stp) then opts[#opts + 1] = "stp" end
+    table.sort(opts)
+    add('  %s [shape=box, style="rounded,filled", fillcolor="#cfe2f3", label=%s];', dq(s.name),
+      dq(s.name .. (#opts > 0 and ("\n" .. table.concat(opts, " ")) or "")))
+  end
+  for _, h in ipairs(self.hosts) do
+    local lines = { h.name }
+    for _, a in ipairs(h.addresses) do lines[#lines + 1] = a end
+    for _, r in ipairs(h.routes) do lines[#lines + 1] = ("%s via %s"):format(r.dst, r.via) end
+    add("  %s [shape=ellipse, label=%s];", dq(h.name), dq(table.concat(lines, "\n")))
+    edge(h.name, h.switch.name, vlan_text(h.vlan))
+  end
+  for _, r in ipairs(self.routers) do
+    add('  %s [shape=octagon, style=filled, fillcolor="#fce5cd", label=%s];', dq(r.name), dq(r.name .. "\nrouter"))
+    for _, it in ipairs(r.interfaces) do
+      local label = { it.ifname }
+      for _, a in ipairs(it.addresses) do label[#label + 1] = a end
+      if it.vlan then label[#label + 1] = vlan_text(it.vlan) end
+      add("  %s -- %s [label=%s];", dq(r.name), dq(it.switch.name), dq(table.concat(label, "\n")))
+    end
+  end
+  for _, v in ipairs(self.vms) do
+    add('  %s [shape=component, style=filled, fillcolor="#d9ead3", label=%s];', dq(v.name),
+      dq(("%s\nVM (%s)\n%s"):format(v.name, v.transport, v.mac)))
+    edge(v.name, v.switch.name, vlan_text(v.vlan))
+  end
+  for _, l in ipairs(self.links) do
+    local label, style = l.name .. "\n" .. link_summary(l):gsub(", ", "\n"), l.transport == "vxlan" and "dashed" or nil
+    local st = l.ports and l:stp() -- a running lab: the ends the spanning tree blocks
+    if st then
+      for _, sw in ipairs { l.a, l.b } do
+        if st[sw.name] == "blocking" then
+          label, style = label .. "\nblocked at " .. sw.name, "dotted"
+        end
+      end
+    end
+    add("  %s -- %s [label=%s, penwidth=2%s];", dq(l.a.name), dq(l.b.name), dq(label),
+      style and (", style=" .. style) or "")
+  end
+  add("}")
+  local text = table.concat(t, "\n") .. "\n"
+  if path == nil then return text end
+  if type(path) ~= "string" then argerr("dot", 1, 2, "a file path expected, got %s", type(path)) end
+  local f, err = io.open(path, "w")
+  if not f then return nil, err end
+  f:write(text)
+  f:close()
+  if not have("dot") then return path, nil end
+  local svg = (path:match("^(.*)%.dot$") or path:match("^(.*)%.gv$") or path) .. ".svg"
+  local out, rc = sh(("dot -Tsvg %s -o %s"):format(q(path), q(svg)))
+  if rc ~= 0 then return nil, "dot: " .. out end
+  return path, svg
+end
+
+--- Labs started in this Lua state and not stopped.
+function M.running()
+  local list = {}
+  for l in pairs(running) do list[#list + 1] = l end
+  return list
+end
+
+M.Lab, M.Switch, M.Host, M.Router, M.VM, M.Link = Lab, Switch, Host, Router, VM, Link
+
+return M
