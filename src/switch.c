@@ -664,6 +664,14 @@ static void process(ls_switch *sw, ls_port *in, ls_buf *b, unsigned flags, bool 
   b = NULL;
 
   if (w.aware && (why = classify(&w, &eth)) != NULL) DROP(vlan, why);
+#ifdef LS_FUZZ_PLANTED_BUG
+  /* A bug planted for fuzz/run --planted to find (never in a normal build): a frame
+   * classified into VLAN 1234 on a trunk port with ingress rules vanishes uncounted. */
+  if (w.aware && w.vid == 1234 && in->vlan.mode == LS_VLAN_TRUNK && in->rules[LS_DIR_IN] && !x) {
+    variant_release(&w.orig);
+    return;
+  }
+#endif
 
   const uint8_t *dst = f, *src = f + LS_ETH_ALEN;
   if (LS_UNLIKELY(ls_mac_is_group(src))) {
