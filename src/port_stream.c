@@ -38,7 +38,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define RBUF_CAP (3 * (LS_FRAME_MAX + 4))
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 5000
 
@@ -218,15 +217,24 @@ static void on_listen(uv_poll_t *h, int status, int events) {
 
 /* ---- receive --------------------------------------------------------------------------------- */
 
+int ls_stream_next(const uint8_t *buf, uint32_t len, uint32_t *flen) {
+  *flen = 0;
+  if (len < 4) return 0;
+  uint32_t n = ls_get_be32(buf);
+  if (n == 0 || n > LS_FRAME_MAX) return -1;
+  *flen = n;
+  return len - 4 >= n ? 1 : 0;
+}
+
 /* Forward every complete frame in rbuf; returns false if the stream is corrupt. */
 static bool parse_frames(stream_port *s, uint32_t *budget) {
   ls_port *p = &s->base;
   ls_runtime *rt = p->rt;
   uint32_t off = 0;
-  while (s->rlen - off >= 4) {
-    uint32_t len = ls_get_be32(s->rbuf + off);
-    if (len == 0 || len > LS_FRAME_MAX) return false;
-    if (s->rlen - off - 4 < len) break;
+  uint32_t len;
+  int more;
+  while ((more = ls_stream_next(s->rbuf + off, s->rlen - off, &len)) != 0) {
+    if (more < 0) return false;
     ls_buf *b = ls_pool_get(&rt->pool, ls_pool_class_for(len));
     if (b) {
       memcpy(b->data, s->rbuf + off + 4, len);
@@ -253,7 +261,7 @@ static void stream_read(stream_port *s) {
   ls_port *p = &s->base;
   uint32_t budget = LS_RX_BUDGET;
   while (budget > 0 && s->fd >= 0 && p->link_up && p->blocked == 0 && !p->closing) {
-    ssize_t n = recv(s->fd, s->rbuf + s->rlen, RBUF_CAP - s->rlen, MSG_DONTWAIT);
+    ssize_t n = recv(s->fd, s->rbuf + s->rlen, LS_STREAM_RBUF - s->rlen, MSG_DONTWAIT);
     if (n == 0) {
       drop_connection(s, LS_REASON_HANGUP); /* EOF */
       return;
@@ -469,7 +477,7 @@ ls_port *ls_port_stream_new(ls_runtime *rt, const ls_port_config *cfg, const ls_
   ls_addr_format(&s->addr, s->addr_text, sizeof(s->addr_text));
   if (o->netns) snprintf(s->netns, sizeof(s->netns), "%s", o->netns);
   int r = ls_port_init(&s->base, &stream_ops, rt, cfg);
-  if (r || !(s->rbuf = malloc(RBUF_CAP))) {
+  if (r || !(s->rbuf = malloc(LS_STREAM_RBUF))) {
     if (!r) ls_port_fini(&s->base);
     free(s);
     *err = r ? r : -ENOMEM;
