@@ -47,11 +47,13 @@ typedef struct {
 
 static const uint16_t vids[] = {1, 2, 10, 20, 100, 4094};
 
+/* A VLAN id: one of a few, or any (its two bytes as they are in the input, so that
+ * libFuzzer's comparison hints can put a value the code compares with right there). */
 static uint16_t pick_vid(ls_fz *z) {
   uint8_t c = fz_u8(z);
-  if (c < 200) return vids[c % (sizeof(vids) / sizeof(vids[0]))];
-  uint16_t v = fz_u16(z) & 0xfff;
-  return v == 0 || v == 0xfff ? 1 : v;
+  if (c < 128) return vids[c % (sizeof(vids) / sizeof(vids[0]))];
+  uint16_t v = fz_u16(z);
+  return v >= 1 && v <= 4094 ? v : vids[v % (sizeof(vids) / sizeof(vids[0]))];
 }
 
 static void pick_mac(ls_fz *z, uint8_t m[6], bool src) {
