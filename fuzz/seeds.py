@@ -15,8 +15,9 @@ def u16(v):
 
 
 def vid(v):
-    """pick_vid: any VLAN id, as its two bytes."""
-    return bytes([128]) + u16(v)
+    """pick_vid: one of the usual few, else any VLAN id as its two bytes."""
+    usual = [1, 2, 10, 20, 100, 4094]
+    return bytes([usual.index(v)]) if v in usual else bytes([128]) + u16(v)
 
 
 def switch(aware, aging=0, max_macs=6, evict=1, ad=False, wire=False):
@@ -32,7 +33,7 @@ def step(port, op):
     return bytes([port, op])
 
 
-def frame(dst=0, src=1, tag=None, ethertype=0, plen=46):
+def frame(dst=0, src=1, tag=None, ethertype=0, plen=8):
     """A frame: dst/src pick_mac codes, an optional 802.1Q tag (its VLAN id)."""
     b = bytes([1 if tag is not None else 0, dst, src])
     if tag is not None:
@@ -74,9 +75,8 @@ def impair(port, loss=3, delay=3):
 
 SEEDS = {
     # VLAN-aware, a trunk retagging what it receives into a VLAN its peers are in
-    "vlan_retag": switch(True) + ports(3) + trunk(0, 10, [10, 20]) + access(1, 20) +
-    access(2, 10) + rule_set_vlan(0, 20) + rx(0, frame(dst=10)) + rx(1, frame(src=2)) +
-    rx(0, frame(dst=1, src=3, tag=10)) + rx(2, frame(dst=10, src=4)),
+    "vlan_retag": switch(True) + ports(2) + trunk(0, 10, [10, 100]) + access(1, 100) +
+    rule_set_vlan(0, 100) + rx(0, frame(dst=10, tag=10)) + rx(1, frame(src=2)),
     # plain learning and flooding, then aging on a clock step
     "learn_age": switch(False, aging=1) + ports(2) + rx(0, frame(dst=10, src=1)) +
     rx(1, frame(dst=0, src=2)) + rx(0, frame(dst=1, src=1)) + advance(4) +
