@@ -15,7 +15,8 @@
  *    the key; flush exactly the matching entries (its count too);
  *  - aging removes exactly the learned entries whose time is up — none seen within their
  *    class's aging time (the model keeps exact last-seen times, the table keeps them to
- *    the granule), every one seen before it when the budget allows;
+ *    the granule in effect when they were seen), every one seen before it when the budget
+ *    allows;
  *  - caps hold after every learn and after lowering; static entries never go away
  *    except by delete, flush or their owner leaving;
  *  - every implicit removal (age, eviction) is notified, and nothing else is;
@@ -44,6 +45,7 @@ typedef struct {
   ls_fdb_owner own[NOWNERS];
   bool registered[NOWNERS];
   uint64_t model_seen[NKEYS]; /* exact time of the last learn/add that refreshed the key */
+  uint64_t slack[NKEYS];      /* how far the table's time may lag it: the granule then */
   uint64_t now;
   uint32_t notes[4]; /* by enum ls_fdb_note, during one operation */
 } world;
@@ -175,6 +177,7 @@ static void op_learn(world *w, ls_fz *z, const snap_entry *a, snap_entry *b) {
   uint32_t odyn = owner_dyn(a, o), tdyn = table_dyn(a);
   uint32_t omax = w->own[o].max, max = w->f.max;
   int evict = w->f.evict;
+  uint64_t granule = w->f.granule;
   int r = ls_fdb_learn(&w->f, key_of(k), &w->own[o], w->now);
   snapshot(w, b);
   uint64_t mask;
@@ -201,6 +204,7 @@ static void op_learn(world *w, ls_fz *z, const snap_entry *a, snap_entry *b) {
     FZ_CHECK(b[k].present && b[k].owner == o, "key %d not on owner %d after learning", k, o);
     if (r != LS_LEARN_KNOWN) FZ_CHECK(b[k].flags == 0, "learned with flags %u", b[k].flags);
     w->model_seen[k] = w->now;
+    w->slack[k] = r == LS_LEARN_KNOWN ? granule : 0; /* a refresh is to the granule */
     FZ_CHECK(!omax || owner_dyn(b, o) <= omax || odyn > omax, "owner cap %u exceeded", omax);
     FZ_CHECK(table_dyn(b) <= max || tdyn > max || r != LS_LEARN_NEW, "table cap exceeded");
   } else {
@@ -232,7 +236,7 @@ static void op_add(world *w, ls_fz *z, const snap_entry *a, snap_entry *b) {
   if (r == 0) {
     FZ_CHECK(b[k].present && b[k].owner == o && b[k].flags == fl, "add: key %d not as added", k);
     FZ_CHECK(gone <= 1 && (gone == 0 || !(fl & LS_FDB_STATIC)), "add evicted %u", gone);
-    if (!(fl & LS_FDB_STATIC)) w->model_seen[k] = w->now;
+    if (!(fl & LS_FDB_STATIC)) w->model_seen[k] = w->now, w->slack[k] = 0;
   } else {
     FZ_CHECK(r == -ENOSPC, "add: %d", r);
     FZ_CHECK(gone == 0 && b[k].present == a[k].present, "a refused add changed the table");
@@ -283,7 +287,6 @@ static void op_age(world *w, ls_fz *z, const snap_entry *a, snap_entry *b) {
   FZ_CHECK(n == gone && w->notes[LS_FDB_AGE] == gone && w->notes[LS_FDB_EVICT] == 0,
            "age said %u, removed %u, notified %u", n, gone, w->notes[LS_FDB_AGE]);
   FZ_CHECK(n <= budget, "aged %u over a budget of %u", n, budget);
-  uint64_t g = w->f.granule;
   for (int k = 0; k < NKEYS; k++) {
     if (!a[k].present) continue;
     uint64_t ag = class_aging(w, k);
@@ -291,10 +294,12 @@ static void op_age(world *w, ls_fz *z, const snap_entry *a, snap_entry *b) {
     bool may = learned && ag && a[k].seen + ag <= w->now;
     if (mask >> k & 1) FZ_CHECK(may, "key %d aged early", k);
     FZ_CHECK(!may || a[k].seen <= w->model_seen[k], "seen in the future");
-    if (learned && ag && w->model_seen[k] + ag >= w->now + g)
-      FZ_CHECK(b[k].present, "key %d aged although seen %llu ns ago (aging %llu, granule %llu)", k,
+    /* kept if seen within its aging time, to the granule in effect when it was seen (a
+     * granule that shrank since, with a shorter aging time, does not make that finer) */
+    if (learned && ag && w->model_seen[k] + ag >= w->now + w->slack[k] + 1)
+      FZ_CHECK(b[k].present, "key %d aged although seen %llu ns ago (aging %llu, slack %llu)", k,
                (unsigned long long)(w->now - w->model_seen[k]), (unsigned long long)ag,
-               (unsigned long long)g);
+               (unsigned long long)w->slack[k]);
     if (budget == UINT32_MAX && may) FZ_CHECK(!b[k].present, "key %d outlived its aging", k);
   }
 }
