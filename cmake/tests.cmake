@@ -5,7 +5,7 @@
 find_program(LUA54 lua5.4 REQUIRED)
 find_program(BUSTED busted REQUIRED)
 
-foreach(t fdb ring frame offload)
+foreach(t fdb ring frame offload stream)
   add_executable(test_${t} spec/c/test_${t}.c)
   target_link_libraries(test_${t} PRIVATE lscore)
   add_test(NAME c/${t} COMMAND test_${t})

@@ -232,9 +232,10 @@ static inline uint64_t ls_fdb_memory(const ls_fdb *f) {
          (uint64_t)f->heap_cap * sizeof(ls_fdb_owner *);
 }
 
-/* Iterate over all entries (order unspecified). */
+/* Iterate over all entries (order unspecified). A table that never held one has no entry
+ * array (ent is NULL): no pointer arithmetic on it then. */
 #define LS_FDB_FOREACH(f, e)                                                                       \
-  for (ls_fdb_entry *e = (f)->ent; e < (f)->ent + (f)->ent_used; e++)                              \
+  for (ls_fdb_entry *e = (f)->ent; e && e < (f)->ent + (f)->ent_used; e++)                         \
     if (e->key != 0)
 
 /* Check every internal invariant; returns NULL or a description of the first violation. */

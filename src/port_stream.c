@@ -12,7 +12,8 @@
  *
  * Receive: bytes are read into a per-port buffer (large enough for several maximum-size
  * frames) until the socket is drained or the budget is spent, and every complete frame is
- * copied into a pool buffer and forwarded; a partial frame waits for the next read. A
+ * copied into a pool buffer and forwarded; a partial frame waits for the next read, and
+ * frames still buffered when backpressure paused the port go on when it resumes. A
  * length of 0 or above 65536 means the peer is not speaking this protocol: the connection
  * is closed and counted (drops.framing).
  *
@@ -38,7 +39,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define RBUF_CAP (3 * (LS_FRAME_MAX + 4))
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 5000
 
@@ -75,6 +75,7 @@ static stream_port *SP(ls_port *p) {
 static void on_poll(uv_poll_t *h, int status, int events);
 static void on_listen(uv_poll_t *h, int status, int events);
 static void on_timer(uv_timer_t *t);
+static void stream_read(stream_port *s);
 
 static void update_poll(stream_port *s) {
   int ev = 0;
@@ -96,8 +97,20 @@ static void update_poll(stream_port *s) {
   s->poll_events = ev;
 }
 
+static void on_resume(uv_timer_t *t) {
+  stream_port *s = t->data;
+  ls_rt_tick(s->base.rt);
+  stream_read(s);
+}
+
 static void stream_update(ls_port *p) {
-  update_poll(SP(p));
+  stream_port *s = SP(p);
+  update_poll(s);
+  /* Resumed (backpressure lifted) with frames still in the buffer: they need no new bytes
+   * from the peer, so read them from the loop rather than wait for the socket. The timer
+   * is the connect role's retry timer, idle while connected. */
+  if (s->rlen && p->blocked == 0 && p->link_up && s->fd >= 0 && !p->closing && !s->connecting)
+    uv_timer_start(&s->timer, on_resume, 0, 0);
 }
 
 static void listen_accepting(stream_port *s, bool on) {
@@ -218,15 +231,24 @@ static void on_listen(uv_poll_t *h, int status, int events) {
 
 /* ---- receive --------------------------------------------------------------------------------- */
 
+int ls_stream_next(const uint8_t *buf, uint32_t len, uint32_t *flen) {
+  *flen = 0;
+  if (len < 4) return 0;
+  uint32_t n = ls_get_be32(buf);
+  if (n == 0 || n > LS_FRAME_MAX) return -1;
+  *flen = n;
+  return len - 4 >= n ? 1 : 0;
+}
+
 /* Forward every complete frame in rbuf; returns false if the stream is corrupt. */
 static bool parse_frames(stream_port *s, uint32_t *budget) {
   ls_port *p = &s->base;
   ls_runtime *rt = p->rt;
   uint32_t off = 0;
-  while (s->rlen - off >= 4) {
-    uint32_t len = ls_get_be32(s->rbuf + off);
-    if (len == 0 || len > LS_FRAME_MAX) return false;
-    if (s->rlen - off - 4 < len) break;
+  uint32_t len;
+  int more;
+  while ((more = ls_stream_next(s->rbuf + off, s->rlen - off, &len)) != 0) {
+    if (more < 0) return false;
     ls_buf *b = ls_pool_get(&rt->pool, ls_pool_class_for(len));
     if (b) {
       memcpy(b->data, s->rbuf + off + 4, len);
@@ -252,19 +274,23 @@ static bool parse_frames(stream_port *s, uint32_t *budget) {
 static void stream_read(stream_port *s) {
   ls_port *p = &s->base;
   uint32_t budget = LS_RX_BUDGET;
+  bool buffered = s->rlen > 0; /* frames left when backpressure paused the port go first */
   while (budget > 0 && s->fd >= 0 && p->link_up && p->blocked == 0 && !p->closing) {
-    ssize_t n = recv(s->fd, s->rbuf + s->rlen, RBUF_CAP - s->rlen, MSG_DONTWAIT);
-    if (n == 0) {
-      drop_connection(s, LS_REASON_HANGUP); /* EOF */
-      return;
+    if (!buffered) {
+      ssize_t n = recv(s->fd, s->rbuf + s->rlen, LS_STREAM_RBUF - s->rlen, MSG_DONTWAIT);
+      if (n == 0) {
+        drop_connection(s, LS_REASON_HANGUP); /* EOF */
+        return;
+      }
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        drop_connection(s, LS_REASON_HANGUP);
+        return;
+      }
+      s->rlen += (uint32_t)n;
     }
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      drop_connection(s, LS_REASON_HANGUP);
-      return;
-    }
-    s->rlen += (uint32_t)n;
+    buffered = false;
     if (!parse_frames(s, &budget)) {
       p->st.drops.framing++;
       ls_port_error(p, -EPROTO, LS_REASON_RX);
@@ -469,7 +495,7 @@ ls_port *ls_port_stream_new(ls_runtime *rt, const ls_port_config *cfg, const ls_
   ls_addr_format(&s->addr, s->addr_text, sizeof(s->addr_text));
   if (o->netns) snprintf(s->netns, sizeof(s->netns), "%s", o->netns);
   int r = ls_port_init(&s->base, &stream_ops, rt, cfg);
-  if (r || !(s->rbuf = malloc(RBUF_CAP))) {
+  if (r || !(s->rbuf = malloc(LS_STREAM_RBUF))) {
     if (!r) ls_port_fini(&s->base);
     free(s);
     *err = r ? r : -ENOMEM;

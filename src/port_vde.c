@@ -75,9 +75,9 @@
 #define VDE_OFF_VERSION 4
 #define VDE_OFF_TYPE 8
 #define VDE_OFF_SOCK 12
-#define VDE_REQ_FIXED (VDE_OFF_SOCK + sizeof(struct sockaddr_un)) /* 122 bytes */
-#define VDE_DESCR_MAX 128
-#define VDE_REQ_MAX (VDE_REQ_FIXED + VDE_DESCR_MAX)
+#define VDE_REQ_FIXED LS_VDE_REQ_FIXED
+#define VDE_DESCR_MAX LS_VDE_DESCR_MAX
+#define VDE_REQ_MAX LS_VDE_REQ_MAX
 
 #define HANDSHAKE_MS 2000 /* a connection must deliver its request within this */
 #define ACCEPT_BUDGET 16  /* connections accepted per wake-up */
@@ -290,31 +290,34 @@ static uint32_t get_u32(const uint8_t *b) {
   return x;
 }
 
-/* Check what arrived of the request: -1 bad, 0 incomplete so far, 1 complete. */
-static int check_request(vde_client *c) {
-  uint32_t n = c->req_len;
-  if (n >= VDE_OFF_MAGIC + 4 && get_u32(c->req + VDE_OFF_MAGIC) != VDE_MAGIC) return -1;
-  if (n >= VDE_OFF_VERSION + 4 && get_u32(c->req + VDE_OFF_VERSION) != VDE_VERSION) return -1;
+int ls_vde_check_request(const uint8_t *req, uint32_t n, struct sockaddr_un *addr, char *descr) {
+  if (n >= VDE_OFF_MAGIC + 4 && get_u32(req + VDE_OFF_MAGIC) != VDE_MAGIC) return -1;
+  if (n >= VDE_OFF_VERSION + 4 && get_u32(req + VDE_OFF_VERSION) != VDE_VERSION) return -1;
   if (n >= VDE_OFF_TYPE + 4) {
-    uint32_t type = get_u32(c->req + VDE_OFF_TYPE) & 0xff;
+    uint32_t type = get_u32(req + VDE_OFF_TYPE) & 0xff;
     if (type != VDE_REQ_NEW_CONTROL && type != VDE_REQ_NEW_PORT0) return -1;
   }
   if (n < VDE_REQ_FIXED) return 0;
-  memcpy(&c->addr, c->req + VDE_OFF_SOCK, sizeof(c->addr));
-  if (c->addr.sun_family != AF_UNIX) return -1;
-  const char *sp = c->addr.sun_path;
+  memcpy(addr, req + VDE_OFF_SOCK, sizeof(*addr));
+  if (addr->sun_family != AF_UNIX) return -1;
+  const char *sp = addr->sun_path;
   if (sp[0] != '\0') {
-    if (!memchr(sp, '\0', sizeof(c->addr.sun_path))) return -1; /* unterminated path */
+    if (!memchr(sp, '\0', sizeof(addr->sun_path))) return -1; /* unterminated path */
   } else {
     bool named = false; /* abstract: some byte of the name must be set */
-    for (size_t i = 1; i < sizeof(c->addr.sun_path); i++) named |= sp[i] != '\0';
+    for (size_t i = 1; i < sizeof(addr->sun_path); i++) named |= sp[i] != '\0';
     if (!named) return -1;
   }
   size_t d = 0;
-  for (uint32_t i = VDE_REQ_FIXED; i < n && c->req[i]; i++)
-    c->descr[d++] = c->req[i] >= 0x20 && c->req[i] < 0x7f ? (char)c->req[i] : '?';
-  c->descr[d] = '\0';
+  for (uint32_t i = VDE_REQ_FIXED; i < n && i < VDE_REQ_MAX && req[i]; i++)
+    descr[d++] = req[i] >= 0x20 && req[i] < 0x7f ? (char)req[i] : '?';
+  descr[d] = '\0';
   return 1;
+}
+
+/* Check what arrived of the request: -1 bad, 0 incomplete so far, 1 complete. */
+static int check_request(vde_client *c) {
+  return ls_vde_check_request(c->req, c->req_len, &c->addr, c->descr);
 }
 
 /* The request is good: make the data socket, connect it to the client's, bind it in

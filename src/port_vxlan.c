@@ -36,7 +36,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define VXLAN_HLEN 8
 #define MAX_REMOTES 4096
 #define AGE_TICK_MS 1000
 
@@ -56,7 +55,7 @@ typedef struct vxlan_port {
   uint16_t dport;
   uint32_t vni;
   bool learning;
-  uint8_t hdr[VXLAN_HLEN];
+  uint8_t hdr[LS_VXLAN_HLEN];
   vx_remote *remotes;
   uint32_t nremotes, nflood;
   ls_fdb fdb;
@@ -66,7 +65,7 @@ typedef struct vxlan_port {
   int open_handles;
   uint32_t head_copies; /* copies of the first queued frame already sent */
   /* scratch */
-  uint8_t rx_hdr[LS_BATCH][VXLAN_HLEN];
+  uint8_t rx_hdr[LS_BATCH][LS_VXLAN_HLEN];
   struct iovec rx_iov[LS_BATCH][2];
   struct sockaddr_storage rx_from[LS_BATCH];
   struct iovec tx_iov[LS_BATCH][2];
@@ -147,6 +146,22 @@ static ls_addr reply_addr(vxlan_port *v, const struct sockaddr_storage *from, so
   return a;
 }
 
+/* ---- the header ------------------------------------------------------------------------------ */
+
+void ls_vxlan_header(uint8_t h[LS_VXLAN_HLEN], uint32_t vni) {
+  memset(h, 0, LS_VXLAN_HLEN);
+  h[0] = 0x08;
+  h[4] = (uint8_t)(vni >> 16);
+  h[5] = (uint8_t)(vni >> 8);
+  h[6] = (uint8_t)vni;
+}
+
+int64_t ls_vxlan_parse(const uint8_t *h, uint32_t len) {
+  if (len < LS_VXLAN_HLEN + LS_ETH_HLEN) return -1;
+  if (h[0] != 0x08 || h[1] || h[2] || h[3] || h[7]) return -1;
+  return ((int64_t)h[4] << 16) | ((int64_t)h[5] << 8) | h[6];
+}
+
 /* ---- receive -------------------------------------------------------------------------------- */
 
 static void vxlan_read(vxlan_port *v) {
@@ -161,7 +176,7 @@ static void vxlan_read(vxlan_port *v) {
     for (; ready < n; ready++) {
       if (!bufs[ready] && !(bufs[ready] = ls_pool_get(&rt->pool, cls))) break;
       bufs[ready]->head = 0;
-      v->rx_iov[ready][0] = (struct iovec){v->rx_hdr[ready], VXLAN_HLEN};
+      v->rx_iov[ready][0] = (struct iovec){v->rx_hdr[ready], LS_VXLAN_HLEN};
       v->rx_iov[ready][1] = (struct iovec){bufs[ready]->data, bufs[ready]->cap};
       struct msghdr *m = &rt->rx_msgs[ready].msg_hdr;
       memset(m, 0, sizeof(*m));
@@ -185,14 +200,13 @@ static void vxlan_read(vxlan_port *v) {
       struct msghdr *m = &rt->rx_msgs[i].msg_hdr;
       uint32_t len = rt->rx_msgs[i].msg_len;
       const uint8_t *h = v->rx_hdr[i];
-      if (len < VXLAN_HLEN + LS_ETH_HLEN || h[0] != 0x08 || h[1] || h[2] || h[3] || h[7] ||
-          (((uint32_t)h[4] << 16) | ((uint32_t)h[5] << 8) | h[6]) != v->vni) {
+      if (ls_vxlan_parse(h, len) != (int64_t)v->vni) {
         p->st.drops.encap++;
         continue;
       }
       ls_buf *b = bufs[i];
       bufs[i] = NULL;
-      b->len = len - VXLAN_HLEN;
+      b->len = len - LS_VXLAN_HLEN;
       const uint8_t *src = b->data + LS_ETH_ALEN;
       if (v->learning && !ls_mac_is_group(src) && !ls_mac_is_zero(src)) {
         vx_remote *rem = find_remote(v, (const struct sockaddr *)&v->rx_from[i], m->msg_namelen);
@@ -245,7 +259,7 @@ static void vxlan_flush(ls_port *p) {
       for (vx_remote *r = uni ? uni : v->remotes; r && nmsg < LS_BATCH; r = uni ? NULL : r->next) {
         if (!uni && !r->flood) continue;
         if (k++ < skip) continue;
-        v->tx_iov[nmsg][0] = (struct iovec){v->hdr, VXLAN_HLEN};
+        v->tx_iov[nmsg][0] = (struct iovec){v->hdr, LS_VXLAN_HLEN};
         v->tx_iov[nmsg][1] = (struct iovec){ls_buf_frame(b), b->len};
         struct msghdr *m = &rt->tx_msgs[nmsg].msg_hdr;
         memset(m, 0, sizeof(*m));
@@ -390,10 +404,7 @@ ls_port *ls_port_vxlan_new(ls_runtime *rt, const ls_port_config *cfg, const ls_v
   v->learning = o->learning;
   ls_addr_format(&v->local, v->local_text, sizeof(v->local_text));
   if (o->netns) snprintf(v->netns, sizeof(v->netns), "%s", o->netns);
-  v->hdr[0] = 0x08;
-  v->hdr[4] = (uint8_t)(o->vni >> 16);
-  v->hdr[5] = (uint8_t)(o->vni >> 8);
-  v->hdr[6] = (uint8_t)o->vni;
+  ls_vxlan_header(v->hdr, o->vni);
   uint64_t salt = 0;
   if (getrandom(&salt, sizeof(salt), GRND_NONBLOCK) != sizeof(salt)) salt = (uintptr_t)v;
   int r = ls_fdb_init(&v->fdb, o->max_macs, o->aging, LS_EVICT_OLDEST, salt);

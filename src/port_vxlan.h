@@ -1,5 +1,6 @@
 /*
- * port_vxlan.h — constructor and tunnel table of the "vxlan" port kind (see port_vxlan.c).
+ * port_vxlan.h — constructor and tunnel table of the "vxlan" port kind (see port_vxlan.c),
+ * and its header as pure functions (for the port and the fuzz targets).
  */
 #ifndef LS_PORT_VXLAN_H
 #define LS_PORT_VXLAN_H
@@ -44,5 +45,14 @@ int ls_vxlan_add(ls_port *p, const uint8_t mac[6], const ls_addr *remote);
 int ls_vxlan_del(ls_port *p, const uint8_t mac[6]); /* 1 removed, 0 not there */
 int ls_vxlan_add_flood(ls_port *p, const ls_addr *remote);
 int ls_vxlan_dump(ls_port *p, ls_vxlan_record **out, uint32_t *n); /* *out malloc'd */
+
+#define LS_VXLAN_HLEN 8
+
+/* The VXLAN header (RFC 7348) for vni: flags with only I set, reserved bits zero. */
+void ls_vxlan_header(uint8_t h[LS_VXLAN_HLEN], uint32_t vni);
+/* A received datagram of len bytes whose first LS_VXLAN_HLEN bytes are h: its VNI, or -1
+ * if it is not a frame in VXLAN (shorter than the header and an Ethernet header, flags
+ * other than I alone, reserved bits set). h is read only when len covers it. */
+int64_t ls_vxlan_parse(const uint8_t *h, uint32_t len);
 
 #endif

@@ -205,6 +205,18 @@ static void on_command(uv_async_t *a) {
 
 int ls_runtime_call(ls_runtime *rt, ls_cmd_fn fn, void *arg) {
   ls_cmd c = {.fn = fn, .arg = arg, .result = 0, .done = false, .next = NULL};
+  if (rt->inline_mode) { /* the caller is the data-plane thread: run it here, as on_command */
+    if (!rt->accepting) return -ESHUTDOWN;
+    ls_rt_tick(rt);
+    rt->stats.commands++;
+    int r = fn(rt, &c);
+    if (r != LS_CMD_PENDING)
+      c.result = r;
+    else
+      while (!c.done) uv_run(&rt->loop, UV_RUN_ONCE);
+    ls_rt_flush(rt);
+    return c.result;
+  }
   pthread_mutex_lock(&rt->mu);
   if (!rt->accepting) {
     pthread_mutex_unlock(&rt->mu);
@@ -245,7 +257,21 @@ static void thread_main(void *arg) {
   uv_run(&rt->loop, UV_RUN_DEFAULT);
 }
 
+static int start(ls_runtime *rt, bool inline_mode);
+
 int ls_runtime_start(ls_runtime *rt) {
+  return start(rt, false);
+}
+
+int ls_runtime_start_inline(ls_runtime *rt) {
+  return start(rt, true);
+}
+
+void ls_runtime_poll(ls_runtime *rt) {
+  if (rt->running && rt->inline_mode) uv_run(&rt->loop, UV_RUN_NOWAIT);
+}
+
+static int start(ls_runtime *rt, bool inline_mode) {
   if (rt->running) return 0;
   int r = ls_ring_init(&rt->events, rt->ring_capacity);
   if (r) return r;
@@ -281,6 +307,11 @@ int ls_runtime_start(ls_runtime *rt) {
   pthread_mutex_lock(&rt->mu);
   rt->accepting = true;
   pthread_mutex_unlock(&rt->mu);
+  rt->inline_mode = inline_mode;
+  if (inline_mode) {
+    rt->running = true;
+    return 0;
+  }
   /* The thread starts with every signal blocked (no window before thread_main runs). */
   sigset_t all, old;
   sigfillset(&all);
@@ -324,7 +355,10 @@ static int cmd_shutdown(ls_runtime *rt, ls_cmd *cmd) {
 void ls_runtime_stop(ls_runtime *rt) {
   if (!rt->running) return;
   ls_runtime_call(rt, cmd_shutdown, NULL);
-  uv_thread_join(&rt->thread);
+  if (rt->inline_mode)
+    uv_run(&rt->loop, UV_RUN_DEFAULT); /* until every handle is closed */
+  else
+    uv_thread_join(&rt->thread);
   /* The loop has returned: every handle is closed. */
   for (int c = 0; c < LS_POOL_CLASSES; c++)
     for (int i = 0; i < LS_BATCH; i++)

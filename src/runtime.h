@@ -68,6 +68,7 @@ struct ls_runtime {
 
   /* ---- control-thread only ---- */
   bool running;
+  bool inline_mode; /* no thread: the control thread runs the loop itself (fuzzing, tests) */
   uv_thread_t thread;
   uint32_t next_id;
   uint32_t ring_capacity;
@@ -116,6 +117,12 @@ ls_runtime *ls_runtime_new(uint32_t ring_capacity);
 void ls_runtime_free(ls_runtime *rt);
 /* Start the data-plane thread. 0 or -errno; starting a running runtime is a no-op. */
 int ls_runtime_start(ls_runtime *rt);
+/* Start without a thread, for single-threaded drivers (the fuzz targets): the calling
+ * thread is then both control and data plane — ls_runtime_call() runs the command at once
+ * (then flushes, as between two batches), and ls_runtime_poll() runs the loop's ready
+ * callbacks (port I/O, timers) without blocking. Only that thread may use the runtime. */
+int ls_runtime_start_inline(ls_runtime *rt);
+void ls_runtime_poll(ls_runtime *rt);
 /* Close every switch and port, stop and join the thread, release fds. Idempotent. */
 void ls_runtime_stop(ls_runtime *rt);
 static inline bool ls_runtime_running(const ls_runtime *rt) {

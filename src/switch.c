@@ -180,6 +180,9 @@ typedef struct fwd {
   uint16_t vid;
   uint8_t tag; /* of orig */
   variant orig, alt, tmp;
+#ifdef LS_FUZZ_PLANTED_BUG
+  bool planted; /* see process() */
+#endif
 } fwd;
 
 static void variant_set(variant *v, ls_pool *pool, ls_buf *b, uint32_t payload) {
@@ -337,6 +340,11 @@ static int run_rules(fwd *w, ls_port *p, int dir, ls_buf **bp, int *decided) {
       break;
     case LS_ACT_SET_VLAN: {
       uint16_t tpid = w->aware ? w->sw->cfg.vlan_tpid : LS_ETH_P_8021Q;
+#ifdef LS_FUZZ_PLANTED_BUG
+      if (!x && w->aware && dir == LS_DIR_IN && r->vid == 100 && r->pcp == 5 &&
+          outer_tagged(ls_buf_frame(b), b->len))
+        w->planted = true;
+#endif
       if (outer_tagged(ls_buf_frame(b), b->len)) {
         *bp = ls_vlan_set(pool, b, r->vid, r->pcp);
         effect = "VLAN id rewritten";
@@ -594,6 +602,9 @@ static void process(ls_switch *sw, ls_port *in, ls_buf *b, unsigned flags, bool 
   w.vid = 0;
   w.tag = TAG_NONE;
   w.orig.b = w.alt.b = w.tmp.b = NULL;
+#ifdef LS_FUZZ_PLANTED_BUG
+  w.planted = false;
+#endif
   w.orig.nsegs = w.alt.nsegs = w.tmp.nsegs = 0;
   w.alt.seg_state = 0;
   ls_eth_info eth;
@@ -641,6 +652,15 @@ static void process(ls_switch *sw, ls_port *in, ls_buf *b, unsigned flags, bool 
       if (!x) in->st.drops.no_buffer++;
       return;
     }
+#ifdef LS_FUZZ_PLANTED_BUG
+    /* A bug planted for fuzz/run --planted to find (never in a normal build): on a
+     * VLAN-aware switch, a tagged frame that an ingress rule retags into VLAN 100 with
+     * priority 5 vanishes uncounted — the conservation audit catches it. */
+    if (w.planted) {
+      ls_buf_unref(&rt->pool, b);
+      return;
+    }
+#endif
     switch (rv) {
     case RV_PASS:
       break;

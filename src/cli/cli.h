@@ -7,7 +7,8 @@
  *   repl.c      the local REPL (-i): lines in, luaswitch.console.repl_line, completion
  *   lineedit.c  libedit in callback mode (or plain lines when stdin is not a terminal),
  *               history, completion plumbing; used by the REPL and by attach
- *   control.c   the control socket server (--control): clients, framing, SO_PEERCRED
+ *   control.c   the control socket server (--control): clients, buffers, SO_PEERCRED
+ *   ctlline.c   the control socket's line framing (a pure function)
  *   metrics.c   Prometheus text over HTTP (--metrics): luaswitch.console.metrics()
  *   client.c    `luaswitch attach` and `luaswitch ctl`
  *   json.c      the little JSON the clients need: scanning a reply, strings, re-indenting
@@ -130,6 +131,14 @@ bool le_is_tty(void);
 
 int cli_attach(const char *path);
 int cli_ctl(const char *path, const char *chunk);
+
+/* ---- ctlline.c ---- */
+
+enum { CTL_MORE = 0, CTL_LINE = 1, CTL_TOO_LONG = -1 };
+/* What the bytes a client sent so far, in[0..inlen), start with: CTL_LINE, a request
+ * (*linelen bytes at in, without its "\n" or "\r\n"; *used bytes with them), CTL_MORE
+ * (no whole line yet), or CTL_TOO_LONG (more than CLI_MAX_LINE bytes before a newline). */
+int ctl_line(const char *in, size_t inlen, size_t *linelen, size_t *used);
 
 /* ---- json.c ---- */
 

@@ -10,7 +10,8 @@
  * request per client per turn, so many clients share the Lua state fairly, and a client
  * is not read from while its reply is still being written (its own backpressure). A
  * client that goes away mid-request loses only the reply; a line that is too long gets
- * an error and the connection is closed; a partial line at disconnect is dropped.
+ * an error and the connection is closed (ctlline.c frames the lines); a partial line at
+ * disconnect is dropped.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -146,13 +147,23 @@ int ctl_max_fds(void) {
   return 1 + MAX_CLIENTS;
 }
 
+/* CTL_LINE, CTL_MORE or CTL_TOO_LONG: what the client's buffer starts with. */
+static int line_state(const client *c) {
+  size_t len, used;
+  return ctl_line(c->in, c->inlen, &len, &used);
+}
+
 static bool has_line(const client *c) {
-  return c->inlen > 0 && memchr(c->in, '\n', c->inlen) != NULL;
+  return line_state(c) == CTL_LINE;
+}
+
+static bool too_long(const client *c) {
+  return !c->closing && line_state(c) == CTL_TOO_LONG;
 }
 
 /* Read from this client only when nothing of its own is waiting to be done. */
 static bool wants_input(const client *c) {
-  return !c->eof && !c->closing && c->outlen == 0 && !has_line(c);
+  return !c->eof && !c->closing && c->outlen == 0 && line_state(c) == CTL_MORE;
 }
 
 int ctl_pollfds(ctl_server *s, struct pollfd *pfd, int n) {
@@ -172,6 +183,7 @@ bool ctl_pending(const ctl_server *s) {
   for (int i = 0; i < s->n; i++) {
     const client *c = s->c[i];
     if (!c->closing && c->outlen == 0 && has_line(c)) return true;
+    if (too_long(c)) return true;                              /* to be refused */
     if (c->eof && c->outlen == 0 && !has_line(c)) return true; /* to be closed */
   }
   return false;
@@ -253,6 +265,19 @@ static void accept_clients(ctl_server *s) {
   }
 }
 
+/* The client sent more than CLI_MAX_LINE bytes without a newline: say so (after any
+ * reply still being written) and close. False if out of memory. */
+static bool refuse_long_line(client *c) {
+  char msg[160];
+  int n = snprintf(msg, sizeof(msg),
+                   "{\"ok\":false,\"error\":\"request line too long (more than %d bytes without "
+                   "a newline); closing the connection\",\"fatal\":true}\n",
+                   CLI_MAX_LINE);
+  c->inlen = 0;
+  c->closing = true;
+  return queue(c, msg, (size_t)n);
+}
+
 /* Read what the client sent; false when it is to be closed now. */
 static bool read_in(client *c) {
   for (;;) {
@@ -276,18 +301,9 @@ static bool read_in(client *c) {
       break;
     }
     c->inlen += (size_t)r;
-    if (has_line(c)) break;
+    if (line_state(c) != CTL_MORE) break;
   }
-  if (!has_line(c) && c->inlen > CLI_MAX_LINE) {
-    char msg[160];
-    int n = snprintf(msg, sizeof(msg),
-                     "{\"ok\":false,\"error\":\"request line too long (more than %d bytes without "
-                     "a newline); closing the connection\",\"fatal\":true}\n",
-                     CLI_MAX_LINE);
-    c->inlen = 0;
-    c->closing = true;
-    return queue(c, msg, (size_t)n);
-  }
+  if (too_long(c)) return refuse_long_line(c);
   return true;
 }
 
@@ -302,9 +318,8 @@ static void reply_internal_error(client *c, const char *msg) {
 
 /* Run the client's next request line. */
 static void run_request(ctl_server *s, lua_State *L, client *c) {
-  char *nl = memchr(c->in, '\n', c->inlen);
-  size_t len = (size_t)(nl - c->in);
-  size_t linelen = len > 0 && c->in[len - 1] == '\r' ? len - 1 : len;
+  size_t linelen, used;
+  ctl_line(c->in, c->inlen, &linelen, &used);
   if (s->request_ref == LUA_NOREF) {
     if (cli_console(L, "request") != LUA_OK) {
       s->request_ref = LUA_REFNIL;
@@ -327,8 +342,8 @@ static void run_request(ctl_server *s, lua_State *L, client *c) {
     }
     lua_pop(L, 1);
   }
-  memmove(c->in, nl + 1, c->inlen - len - 1);
-  c->inlen -= len + 1;
+  memmove(c->in, c->in + used, c->inlen - used);
+  c->inlen -= used;
 }
 
 void ctl_handle(ctl_server *s, lua_State *L, const struct pollfd *pfd, int n) {
@@ -350,6 +365,8 @@ void ctl_handle(ctl_server *s, lua_State *L, const struct pollfd *pfd, int n) {
       run_request(s, L, c);
       ok = flush_out(c);
     }
+    /* what follows the request may be too long already, with nothing more to read */
+    if (ok && too_long(c)) ok = refuse_long_line(c) && flush_out(c);
     if (ok && c->closing && c->outlen == 0) ok = false;
     if (ok && c->eof && c->outlen == 0 && !has_line(c)) ok = false; /* a partial line is dropped */
     if (!ok) {
