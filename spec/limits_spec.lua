@@ -184,6 +184,14 @@ describe("limits", function()
     assert.truthy(e.a:recv(1))
   end)
 
+  it("names of 63 bytes: one more is an error naming the option", function()
+    local sw = luaswitch.switch(("s"):rep(63))
+    assert.equal(("s"):rep(63), sw.name)
+    assert.equal(("p"):rep(63), sw:port { kind = "patch", name = ("p"):rep(63) }.name)
+    raises("luaswitch.switch: bad option 'name' %(longer than 63 bytes%)", function() luaswitch.switch(("s"):rep(64)) end)
+    raises("port: bad option 'name' %(longer than 63 bytes%)", function() sw:port { kind = "patch", name = ("p"):rep(64) } end)
+  end)
+
   it("10,000 rules on a port are refused at once with the limit named; the previous set stays", function()
     local sw = luaswitch.switch "rules10k"
     local ports, e = hosts(sw, { "a", "b" })
