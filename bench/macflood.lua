@@ -12,9 +12,9 @@
 -- With `rate` (frames/s), a offers that rate instead of its full speed: the question is then
 -- whether the known hosts still get what they ask for while the flood takes the rest.
 --
--- At full speed on both sides the ratio is bounded by one half: the data plane is one
--- thread and reads its ports in turn, a bounded batch each, so the flooder gets as many
--- frames through as the known host, and each of its frames costs more (a learn and an
+-- At full speed on both sides the ratio stays under one half while the data plane is the
+-- bottleneck: it is one thread that reads its ports in turn, a bounded batch each, so the
+-- flooder gets as many frames through as the known host, and each costs more (a learn and an
 -- eviction).
 
 local luaswitch = require "luaswitch"
