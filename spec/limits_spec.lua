@@ -1,6 +1,6 @@
 -- Every documented limit, reached (or, where reaching it would take gigabytes or minutes,
 -- set at its maximum and one past it): the documented error, never a crash, and the switch
--- still forwarding afterwards. The README's "Limits" (How it works), the port kinds' and the
+-- still forwarding afterwards. The README's "Limits" section, the port kinds' and the
 -- policy sections' limits, and the event ring: a full ring drops events, counts them, and
 -- Lua hears how many with a "lost" event.
 --
