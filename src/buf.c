@@ -65,6 +65,7 @@ void ls_pool_put(ls_pool *p, ls_buf *b) {
   if (p->nfree[cls] >= keep_free[cls]) {
     free(b);
     p->allocated--;
+    p->freed += sizeof(ls_buf) + ls_pool_class_cap[cls];
     return;
   }
   b->next = p->free[cls];

@@ -95,6 +95,8 @@ struct ls_runtime {
   ls_port *congested; /* ports above their high-water mark */
   uv_timer_t cong_timer;
   bool cong_timer_on;
+  uv_timer_t trim_timer; /* gives the pool's freed memory back to the system */
+  bool trim_timer_on;
   ls_port *impaired;    /* ports with frames waiting on an impairment's delay line */
   uv_timer_t imp_timer; /* releases them */
   uint64_t imp_due;     /* when it fires (UINT64_MAX: idle) */
