@@ -129,7 +129,7 @@ end
 function summary()
   local st = sw:stats()
   return { entries = st.fdb.entries, max = sw:config().max_macs, ports = #sw:ports(),
-           buffers = luaswitch.info().buffers_allocated,
+           buffers = luaswitch.info().buffers_allocated, buffer_kb = luaswitch.info().buffer_bytes // 1024,
            unicast = st.unicast, flooded = st.flooded, events_lost = luaswitch.info().events_lost }
 end
 ]]
@@ -369,7 +369,7 @@ describe("soak", function()
     -- the fd count at rest: a control client that just left may still be open on the
     -- server side for a moment, so take the least of a few counts
     local base = { rss = rss_kb(srv.pid), fds = fd_count(srv.pid), threads = thread_count(srv.pid),
-                   buffers = ctl("return summary()").buffers }
+                   buffer_kb = ctl("return summary()").buffer_kb }
     for _ = 1, 5 do
       idle:recv(0.1)
       base.fds = math.min(base.fds, fd_count(srv.pid))
@@ -411,8 +411,8 @@ describe("soak", function()
       ("soak: %d s (%d s warm-up) at %d frames/s per good sender; actions:"):format(SECONDS, warmup, rate),
     }
     for _, a in ipairs(order) do report[#report + 1] = ("  %s %d"):format(a, counts[a] or 0) end
-    report[#report + 1] = ("switch process: RSS %d kB after warm-up, %d kB at the end (max %d kB), fds %d -> %d, threads %d -> %d; frame buffers %d -> %d")
-      :format(base.rss, final.rss, maxrss, base.fds, final.fds, base.threads, final.threads, base.buffers, sum.buffers)
+    report[#report + 1] = ("switch process: RSS %d kB after warm-up, %d kB at the end (max %d kB), fds %d -> %d, threads %d -> %d; frame buffers %d kB -> %d kB")
+      :format(base.rss, final.rss, maxrss, base.fds, final.fds, base.threads, final.threads, base.buffer_kb, sum.buffer_kb)
     local rs = {}
     for i, r in ipairs(samples) do rs[i] = tostring(r) end
     report[#report + 1] = "RSS samples (kB, every 10 s after warm-up): " .. table.concat(rs, " ")
@@ -440,8 +440,9 @@ describe("soak", function()
     assert.is_true(final.threads <= base.threads, ("threads %d -> %d"):format(base.threads, final.threads))
     if not san then
       -- the frame-buffer cache fills as queues deepen (bounded: buf.c keeps at most 8192
-      -- free small buffers); what it took is not counted as growth
-      local cache_kb = math.max(0, sum.buffers - base.buffers) * (2048 + 64) // 1024
+      -- small, 512 medium and 64 large free buffers, about 30 MB); what it took is not
+      -- counted as growth
+      local cache_kb = math.max(0, sum.buffer_kb - base.buffer_kb)
       assert.is_true(final.rss <= base.rss * 1.10 + cache_kb,
         ("RSS %d kB -> %d kB (buffer cache %d kB)"):format(base.rss, final.rss, cache_kb))
     end

@@ -39,6 +39,7 @@ typedef struct ls_pool {
   uint32_t nfree[LS_POOL_CLASSES];
   uint64_t live;      /* buffers handed out and not yet returned */
   uint64_t allocated; /* buffers currently allocated (live + free) */
+  uint64_t bytes;     /* ... and their size, headers included */
   uint64_t freed;     /* bytes given back to malloc since the runtime last trimmed */
 } ls_pool;
 

@@ -445,6 +445,7 @@ static int cmd_info(ls_runtime *rt, ls_cmd *cmd) {
   o->events_dropped = atomic_load(&rt->events.dropped);
   o->buffers_live = rt->pool.live;
   o->buffers_allocated = rt->pool.allocated;
+  o->buffer_bytes = rt->pool.bytes;
   o->switches = 0;
   for (ls_switch *sw = rt->switches; sw; sw = sw->next) o->switches++;
   o->manual = rt->manual;

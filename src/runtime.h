@@ -152,7 +152,7 @@ void ls_runtime_blob_free(ls_runtime *rt, ls_frame_blob *blob);
 typedef struct ls_runtime_info {
   ls_runtime_stats stats;
   uint64_t events_dropped;
-  uint64_t buffers_live, buffers_allocated;
+  uint64_t buffers_live, buffers_allocated, buffer_bytes;
   uint32_t switches;
   bool manual;
   uint64_t now;
