@@ -46,3 +46,5 @@ foreach(spec ${LS_SPECS})
            WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(spec/${name} PROPERTIES ENVIRONMENT "${LS_TEST_ENV}" TIMEOUT 300)
 endforeach()
+# The soak runs a minute by default, and ten with LS_SOAK_SECONDS=600.
+set_tests_properties(spec/soak PROPERTIES TIMEOUT 900)

@@ -221,6 +221,44 @@ describe("the seed's integration suite", function()
     assert.is_nil(eps.c:recv(0.05)) -- unicast: C saw none of it
   end)
 
+  it("runs a sender and a sink on one endpoint; a sink measures gaps and stamped latency", function()
+    local sw = luaswitch.switch "both"
+    local ports, eps = hosts(sw, { "a", "b" })
+    local fa, fb = S.frame(1, 2, { size = 64 }), S.frame(2, 1, { size = 64 })
+    local sinks = { a = eps.a:start_receiving { seq_offset = 14, ts_offset = 22 },
+                    b = eps.b:start_receiving { seq_offset = 14, ts_offset = 22 } }
+    assert.has_error(function() eps.a:start_receiving() end,
+      "calling 'start_receiving' on bad self (endpoint already runs a sink)")
+    local t0 = luaswitch.monotime()
+    local senders = { a = eps.a:start_sending { frame = fa, count = 2000, rate = 10000, seq_offset = 14, ts_offset = 22 },
+                      b = eps.b:start_sending { frame = fb, count = 2000, rate = 10000, seq_offset = 14, ts_offset = 22 } }
+    assert.has_error(function() eps.b:start_sending { frame = fb } end,
+      "calling 'start_sending' on bad self (endpoint already runs a sender)")
+    assert.has_error(function() eps.b:send(fb) end,
+      "calling 'send' on bad self (endpoint is busy with a background job)")
+    for _, n in ipairs { "a", "b" } do assert.equal(2000, senders[n]:wait().frames) end
+    for _, n in ipairs { "a", "b" } do
+      local got = sinks[n]:wait { frames = 2000, timeout = 10 }
+      assert.equal(2000, got.frames)
+      assert.equal(2000, got.in_order)
+      assert.equal(2000, got.stamped)
+      -- paced at 10,000 frames/s: arrivals 0.1 ms apart, each a few microseconds late
+      assert.is_true(got.max_gap > 0 and got.max_gap < luaswitch.monotime() - t0)
+      assert.is_true(got.max_latency >= got.mean_latency and got.mean_latency > 0)
+      assert.is_true(got.max_latency < luaswitch.monotime() - t0)
+    end
+    -- without timestamps there is no latency, and a sender may start again once finished
+    local sink = eps.b:start_receiving()
+    eps.a:start_sending { frame = fa, count = 10 }:wait()
+    local got = sink:wait { frames = 10 }
+    assert.equal(10, got.frames)
+    assert.is_nil(got.max_latency)
+    assert.is_nil(got.stamped)
+    eps.a:close(); eps.b:close()
+    S.audit(sw)
+    sw:close()
+  end)
+
   it("runs several networks at once", function()
     local nets = {}
     for i = 1, 5 do

@@ -17,7 +17,7 @@ void ls_pool_init(ls_pool *p) {
     p->free[i] = NULL;
     p->nfree[i] = 0;
   }
-  p->live = p->allocated = 0;
+  p->live = p->allocated = p->bytes = p->freed = 0;
 }
 
 void ls_pool_fini(ls_pool *p) {
@@ -25,6 +25,7 @@ void ls_pool_fini(ls_pool *p) {
     while (p->free[i]) {
       ls_buf *b = p->free[i];
       p->free[i] = b->next;
+      p->bytes -= sizeof(ls_buf) + b->cap;
       free(b);
       p->allocated--;
     }
@@ -49,6 +50,7 @@ ls_buf *ls_pool_get(ls_pool *p, uint8_t cls) {
     b->cap = ls_pool_class_cap[cls];
     b->cls = cls;
     p->allocated++;
+    p->bytes += sizeof(ls_buf) + b->cap;
   }
   b->refs = 1;
   b->len = 0;
@@ -65,6 +67,8 @@ void ls_pool_put(ls_pool *p, ls_buf *b) {
   if (p->nfree[cls] >= keep_free[cls]) {
     free(b);
     p->allocated--;
+    p->bytes -= sizeof(ls_buf) + ls_pool_class_cap[cls];
+    p->freed += sizeof(ls_buf) + ls_pool_class_cap[cls];
     return;
   }
   b->next = p->free[cls];

@@ -5,7 +5,10 @@
  * lists). A frame is received straight into a pool buffer; forwarding to N ports takes N
  * references to the same buffer, so a flood never copies. The pool belongs to one
  * runtime and is only touched by that runtime's data-plane thread: no locks, no atomics.
- * Free lists are bounded, so memory returns to the system after a burst.
+ * Free lists are bounded, so memory returns to the system after a burst: what the pool
+ * frees beyond them is counted (freed), and the runtime has the allocator give it back
+ * (malloc_trim, see runtime.c) — glibc otherwise keeps a burst's worth of freed frames
+ * resident for good.
  */
 #ifndef LS_BUF_H
 #define LS_BUF_H
@@ -36,6 +39,8 @@ typedef struct ls_pool {
   uint32_t nfree[LS_POOL_CLASSES];
   uint64_t live;      /* buffers handed out and not yet returned */
   uint64_t allocated; /* buffers currently allocated (live + free) */
+  uint64_t bytes;     /* ... and their size, headers included */
+  uint64_t freed;     /* bytes given back to malloc since the runtime last trimmed */
 } ls_pool;
 
 /* Data capacity of each class, ascending. The last one holds the largest frame. */

@@ -7,6 +7,7 @@
 #include "switch.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,23 @@ ls_buf *ls_rx_take(ls_runtime *rt, uint8_t cls, ls_buf **slot, uint32_t len) {
   return big;
 }
 
+/* Once the pool has freed LS_TRIM_BYTES beyond its free lists (the tail of a burst, a deep
+ * queue drained), a trim runs LS_TRIM_DELAY_MS later: at most a few a second, each
+ * returning what the allocator holds free (glibc's malloc_trim also releases free pages in
+ * the middle of its heaps and in every thread's arena). Without it the RSS of a switch
+ * stays at the high-water mark of its queues. */
+#define LS_TRIM_BYTES (1u << 20)
+#define LS_TRIM_DELAY_MS 200
+
+static void on_trim_timer(uv_timer_t *t) {
+  ls_runtime *rt = t->data;
+  rt->trim_timer_on = false;
+  rt->pool.freed = 0;
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
 void ls_rt_flush(ls_runtime *rt) {
   while (rt->dirty) {
     ls_port *p = rt->dirty;
@@ -125,6 +143,10 @@ void ls_rt_flush(ls_runtime *rt) {
     if (p->txq_len) p->ops->flush(p);
   }
   if (rt->ev_pending) signal_events(rt);
+  if (LS_UNLIKELY(rt->pool.freed >= LS_TRIM_BYTES) && !rt->trim_timer_on) {
+    rt->trim_timer_on = true;
+    uv_timer_start(&rt->trim_timer, on_trim_timer, LS_TRIM_DELAY_MS, 0);
+  }
 }
 
 /* Every 10 ms while some port is congested: a port that made no progress for
@@ -292,6 +314,9 @@ static int start(ls_runtime *rt, bool inline_mode) {
   rt->cong_timer.data = rt;
   uv_timer_init(&rt->loop, &rt->imp_timer);
   rt->imp_timer.data = rt;
+  uv_timer_init(&rt->loop, &rt->trim_timer);
+  rt->trim_timer.data = rt;
+  rt->trim_timer_on = false;
   rt->imp_due = UINT64_MAX;
   rt->impaired = NULL;
   rt->cong_timer_on = false;
@@ -325,6 +350,7 @@ static int start(ls_runtime *rt, bool inline_mode) {
     uv_close((uv_handle_t *)&rt->cmd_async, NULL);
     uv_close((uv_handle_t *)&rt->cong_timer, NULL);
     uv_close((uv_handle_t *)&rt->imp_timer, NULL);
+    uv_close((uv_handle_t *)&rt->trim_timer, NULL);
     uv_run(&rt->loop, UV_RUN_NOWAIT);
     goto fail_loop;
   }
@@ -349,6 +375,7 @@ static int cmd_shutdown(ls_runtime *rt, ls_cmd *cmd) {
   uv_close((uv_handle_t *)&rt->cmd_async, NULL);
   uv_close((uv_handle_t *)&rt->cong_timer, NULL);
   uv_close((uv_handle_t *)&rt->imp_timer, NULL);
+  uv_close((uv_handle_t *)&rt->trim_timer, NULL);
   return 0;
 }
 
@@ -452,6 +479,7 @@ static int cmd_info(ls_runtime *rt, ls_cmd *cmd) {
   o->events_dropped = atomic_load(&rt->events.dropped);
   o->buffers_live = rt->pool.live;
   o->buffers_allocated = rt->pool.allocated;
+  o->buffer_bytes = rt->pool.bytes;
   o->switches = 0;
   for (ls_switch *sw = rt->switches; sw; sw = sw->next) o->switches++;
   o->manual = rt->manual;

@@ -96,6 +96,8 @@ struct ls_runtime {
   ls_port *congested; /* ports above their high-water mark */
   uv_timer_t cong_timer;
   bool cong_timer_on;
+  uv_timer_t trim_timer; /* gives the pool's freed memory back to the system */
+  bool trim_timer_on;
   ls_port *impaired;    /* ports with frames waiting on an impairment's delay line */
   uv_timer_t imp_timer; /* releases them */
   uint64_t imp_due;     /* when it fires (UINT64_MAX: idle) */
@@ -157,7 +159,7 @@ void ls_runtime_blob_free(ls_runtime *rt, ls_frame_blob *blob);
 typedef struct ls_runtime_info {
   ls_runtime_stats stats;
   uint64_t events_dropped;
-  uint64_t buffers_live, buffers_allocated;
+  uint64_t buffers_live, buffers_allocated, buffer_bytes;
   uint32_t switches;
   bool manual;
   uint64_t now;

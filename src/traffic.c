@@ -96,6 +96,7 @@ static void *send_main(void *arg) {
       }
       memcpy(b, t->frames[next], len);
       if (t->o.seq_offset && t->o.seq_offset + 8 <= len) put_be64(b + t->o.seq_offset, seq + i);
+      if (t->o.ts_offset && t->o.ts_offset + 8 <= len) put_be64(b + t->o.ts_offset, now_ns());
       if (t->o.random_src && len >= 12) {
         rng ^= rng << 13;
         rng ^= rng >> 7;
@@ -198,6 +199,8 @@ static void *sink_main(void *arg) {
     }
     uint64_t now = now_ns();
     if (!t->res.first_ns) t->res.first_ns = now;
+    if (t->res.last_ns && now - t->res.last_ns > t->res.max_gap_ns)
+      t->res.max_gap_ns = now - t->res.last_ns;
     t->res.last_ns = now;
     for (int i = 0; i < r; i++) {
       const uint8_t *d = iov[i].iov_base;
@@ -218,6 +221,13 @@ static void *sink_main(void *arg) {
         }
         if (!have_last || s > last) last = s;
         have_last = true;
+      }
+      if (t->o.ts_offset && t->o.ts_offset + 8 <= len) {
+        uint64_t stamp = get_be64(d + t->o.ts_offset);
+        uint64_t lat = now > stamp ? now - stamp : 0;
+        if (lat > t->res.max_latency_ns) t->res.max_latency_ns = lat;
+        t->res.latency_sum_ns += lat;
+        t->res.stamped++;
       }
       if (t->o.keep) keep_frame(t, d, len);
     }

@@ -7,6 +7,13 @@
  * writability rather than dropping (like a VM's virtio queue). A sink counts what
  * arrives, checks sequence order, and can keep a copy of every frame. Independent of the
  * switch runtime: it only needs a connected datagram file descriptor.
+ *
+ * Pauses: a sink records the longest gap between two consecutive arrivals (max_gap_ns).
+ * With ts_offset, the sender also stamps each frame with CLOCK_MONOTONIC (64-bit
+ * big-endian ns, taken when the frame is put into a send batch) and the sink measures
+ * each frame's one-way latency (same host, same clock): the largest latency is the
+ * longest time any frame spent between the two (queues, a stalled forwarder), not
+ * counting pauses of the sender itself. The soak spec asserts on it.
  */
 #ifndef LS_TRAFFIC_H
 #define LS_TRAFFIC_H
@@ -27,6 +34,10 @@ typedef struct ls_traffic_result {
   uint64_t duplicates;
   uint64_t gaps;              /* sink: sequence numbers skipped */
   uint64_t first_ns, last_ns; /* CLOCK_MONOTONIC of first and last frame */
+  uint64_t max_gap_ns;        /* sink: longest time between two consecutive arrivals */
+  uint64_t max_latency_ns;    /* sink, with ts_offset: largest arrival - sender stamp */
+  uint64_t latency_sum_ns;    /* sink, with ts_offset: sum over the stamped frames */
+  uint64_t stamped;           /* sink, with ts_offset: frames whose latency was measured */
 } ls_traffic_result;
 
 typedef struct ls_traffic_opts {
@@ -40,6 +51,7 @@ typedef struct ls_traffic_opts {
   uint64_t seed;   /* for random_src */
   /* both */
   uint32_t seq_offset; /* 0 = no sequence numbers */
+  uint32_t ts_offset;  /* 0 = no timestamps; else where the 8-byte send time goes */
   /* sink */
   bool keep;       /* keep a copy of every frame received */
   size_t keep_max; /* bound on kept frames (default 1,000,000) */

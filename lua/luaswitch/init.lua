@@ -70,7 +70,7 @@ M.monotime = core.monotime
 -- loop (luv, cqueues, poll) and call `dispatch(0)`. It changes when the runtime restarts.
 -- @function fileno
 M.fileno = core.fileno
---- Runtime counters: wakeups, batches, commands, events_lost, buffers, clock.
+--- Runtime counters: wakeups, batches, commands, events_lost, buffers (`buffers_live`, `buffers_allocated`, `buffer_bytes`), clock.
 -- @function info
 M.info = core.info
 --- Open switches, in creation order.

@@ -427,6 +427,27 @@ static void test_foreach_empty(void) {
   ls_fdb_fini(&f);
 }
 
+/* 1,048,576 static entries fit (beside a full dynamic table); the next is ENOSPC,
+ * replacing one is not, and a dynamic entry may still be learned. */
+static void test_static_limit(void) {
+  ls_fdb f;
+  ls_fdb_owner a;
+  CHECK_EQ(ls_fdb_init(&f, 16, 300 * S, LS_EVICT_REFUSE, 11), 0);
+  ls_fdb_owner_add(&f, &a);
+  int bad = 0;
+  for (uint64_t i = 0; i < LS_FDB_MAX_STATIC; i++)
+    bad += ls_fdb_add(&f, ls_fdb_key(1, i + 1), &a, LS_FDB_STATIC, 0) != 0;
+  CHECK_EQ(bad, 0);
+  CHECK_EQ(f.nstatic, LS_FDB_MAX_STATIC);
+  CHECK_EQ(ls_fdb_add(&f, ls_fdb_key(2, 1), &a, LS_FDB_STATIC, 0), -ENOSPC);
+  CHECK(ls_fdb_lookup(&f, ls_fdb_key(2, 1)) == NULL);
+  CHECK_EQ(ls_fdb_add(&f, ls_fdb_key(1, 1), &a, LS_FDB_STATIC | LS_FDB_STICKY, 0), 0);
+  CHECK_EQ(ls_fdb_learn(&f, ls_fdb_key(3, 1), &a, 1), LS_LEARN_NEW);
+  CHECK(ls_fdb_check(&f) == NULL);
+  ls_fdb_owner_remove(&f, &a);
+  ls_fdb_fini(&f);
+}
+
 int main(void) {
   RUN(test_foreach_empty);
   RUN(test_learn_lookup_move);
@@ -437,5 +458,6 @@ int main(void) {
   RUN(test_million);
   RUN(test_vlan_aging);
   RUN(test_owner_cap);
+  RUN(test_static_limit);
   return CHECK_DONE();
 }

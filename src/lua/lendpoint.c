@@ -9,7 +9,9 @@
  * Frames go in and out as Lua strings (send, recv, with deadlines), or at full speed from
  * a background thread (start_sending / start_receiving, datagram endpoints only, see
  * traffic.h) for specs and benchmarks that need line-rate traffic while Lua does
- * something else.
+ * something else. An endpoint runs at most one sender and one sink at a time (both at
+ * once make a host that talks and listens); while either runs, Lua's own send/recv on it
+ * are refused.
  */
 #include "addr.h"
 #include "frame.h"
@@ -37,7 +39,9 @@ typedef struct lsl_endpoint {
   bool unlink_path;
   uint8_t *rbuf; /* stream: received bytes not yet returned as frames */
   uint32_t rlen;
-  int jobs; /* running background jobs using fd */
+  int jobs;       /* running background jobs using fd */
+  bool sending;   /* one of them is a sender */
+  bool receiving; /* one of them is a sink */
 } lsl_endpoint;
 
 #define RBUF_CAP (2 * (LS_FRAME_MAX + 4))
@@ -431,6 +435,10 @@ static void job_finish(lua_State *L, int idx, lsl_job *j) {
   if (lua_getiuservalue(L, idx, 1) == LUA_TUSERDATA) {
     lsl_endpoint *e = lua_touserdata(L, -1);
     e->jobs--;
+    if (j->sender)
+      e->sending = false;
+    else
+      e->receiving = false;
   }
   lua_pop(L, 1);
 }
@@ -448,6 +456,15 @@ static void push_result(lua_State *L, const ls_traffic_result *r, bool sender) {
     lsl_setint(L, t, "reordered", r->reordered);
     lsl_setint(L, t, "duplicates", r->duplicates);
     lsl_setint(L, t, "gaps", r->gaps);
+    lua_pushnumber(L, (double)r->max_gap_ns / 1e9);
+    lua_setfield(L, t, "max_gap");
+    if (r->stamped) {
+      lsl_setint(L, t, "stamped", r->stamped);
+      lua_pushnumber(L, (double)r->max_latency_ns / 1e9);
+      lua_setfield(L, t, "max_latency");
+      lua_pushnumber(L, (double)r->latency_sum_ns / 1e9 / (double)r->stamped);
+      lua_setfield(L, t, "mean_latency");
+    }
   }
   double secs = r->last_ns > r->first_ns ? (double)(r->last_ns - r->first_ns) / 1e9 : 0;
   lua_pushnumber(L, secs);
@@ -559,21 +576,30 @@ static lsl_job *push_job(lua_State *L, lsl_endpoint *e, bool sender) {
   return j;
 }
 
+/* A datagram endpoint that may start a job of this direction. */
+static lsl_endpoint *check_job_start(lua_State *L, bool sender) {
+  lsl_endpoint *e = check_ep(L, 1);
+  if (e->stream) luaL_argerror(L, 1, "background jobs need a datagram endpoint");
+  if (sender ? e->sending : e->receiving)
+    luaL_argerror(L, 1, sender ? "endpoint already runs a sender" : "endpoint already runs a sink");
+  return e;
+}
+
 /* ep:start_sending { frame = s | frames = { s, ... }, count =, rate =, seq_offset =,
- *                    random_src =, seed = } */
+ *                    ts_offset =, random_src =, seed = } */
 static int ep_start_sending(lua_State *L) {
   const char *fn = "start_sending";
-  lsl_endpoint *e = check_idle(L, 1);
-  if (e->stream) return luaL_argerror(L, 1, "background jobs need a datagram endpoint");
+  lsl_endpoint *e = check_job_start(L, true);
   lsl_check_table(L, 2, fn);
-  static const char *const known[] = {"frame",      "frames",     "count", "rate",
-                                      "seq_offset", "random_src", "seed",  NULL};
+  static const char *const known[] = {"frame",     "frames",     "count", "rate", "seq_offset",
+                                      "ts_offset", "random_src", "seed",  NULL};
   lsl_check_known(L, 2, fn, known);
   ls_traffic_opts o;
   memset(&o, 0, sizeof(o));
   o.count = (uint64_t)lsl_opt_integer(L, 2, fn, "count", 0, 0, INT64_MAX);
   o.rate = lsl_opt_number(L, 2, fn, "rate", 0, 0, 1e9);
   o.seq_offset = (uint32_t)lsl_opt_integer(L, 2, fn, "seq_offset", 0, 0, LS_FRAME_MAX - 8);
+  o.ts_offset = (uint32_t)lsl_opt_integer(L, 2, fn, "ts_offset", 0, 0, LS_FRAME_MAX - 8);
   o.random_src = lsl_opt_boolean(L, 2, fn, "random_src", false);
   o.seed = (uint64_t)lsl_opt_integer(L, 2, fn, "seed", 1, 1, INT64_MAX);
   size_t n = 0;
@@ -620,21 +646,22 @@ static int ep_start_sending(lua_State *L) {
   j->t = ls_traffic_send(e->fd, &o, &err); /* copies the frames */
   if (!j->t) return lsl_fail(L, err, fn);
   e->jobs++;
+  e->sending = true;
   return 1;
 }
 
-/* ep:start_receiving { seq_offset =, keep = } */
+/* ep:start_receiving { seq_offset =, ts_offset =, keep = } */
 static int ep_start_receiving(lua_State *L) {
   const char *fn = "start_receiving";
-  lsl_endpoint *e = check_idle(L, 1);
-  if (e->stream) return luaL_argerror(L, 1, "background jobs need a datagram endpoint");
+  lsl_endpoint *e = check_job_start(L, false);
   ls_traffic_opts o;
   memset(&o, 0, sizeof(o));
   if (!lua_isnoneornil(L, 2)) {
     lsl_check_table(L, 2, fn);
-    static const char *const known[] = {"seq_offset", "keep", NULL};
+    static const char *const known[] = {"seq_offset", "ts_offset", "keep", NULL};
     lsl_check_known(L, 2, fn, known);
     o.seq_offset = (uint32_t)lsl_opt_integer(L, 2, fn, "seq_offset", 0, 0, LS_FRAME_MAX - 8);
+    o.ts_offset = (uint32_t)lsl_opt_integer(L, 2, fn, "ts_offset", 0, 0, LS_FRAME_MAX - 8);
     o.keep = lsl_opt_boolean(L, 2, fn, "keep", false);
   }
   lsl_job *j = push_job(L, e, false);
@@ -642,6 +669,7 @@ static int ep_start_receiving(lua_State *L) {
   j->t = ls_traffic_sink(e->fd, &o, &err);
   if (!j->t) return lsl_fail(L, err, fn);
   e->jobs++;
+  e->receiving = true;
   return 1;
 }
 

@@ -352,6 +352,7 @@ static int m_info(lua_State *L) {
   lsl_setint(L, -1, "events_lost", in.events_dropped);
   lsl_setint(L, -1, "buffers_live", in.buffers_live);
   lsl_setint(L, -1, "buffers_allocated", in.buffers_allocated);
+  lsl_setint(L, -1, "buffer_bytes", in.buffer_bytes);
   lua_pushstring(L, in.manual ? "manual" : "real");
   lua_setfield(L, -2, "clock");
   lua_pushnumber(L, lsl_seconds(in.now));
