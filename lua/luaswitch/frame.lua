@@ -374,13 +374,14 @@ local ETH = set_of { "dst", "src", "type", "vlan", "pcp", "tags", "payload", "si
 --   `payload` (string, default ""), `vlan` (802.1Q VLAN id to tag with, optional),
 --   `pcp` (its priority, default 0), `tags` (list of tags after `vlan`, outermost first,
 --   each { vid =, pcp =, tpid = (default 0x8100), dei = }: for 802.1ad or stacked tags),
---   `size` (pad with zeros to this many bytes, optional; 60 is the minimum on a wire)
+--   `size` (pad with zeros to this many bytes, optional; 60 is the minimum on a wire, 65536
+--   the largest frame a port carries)
 -- @treturn string
 -- @function ethernet
 M.ethernet = api("ethernet", function(t)
   known(t, ETH)
   return eth(opt_mac(t, "dst"), opt_mac(t, "src"), tags_of(t, "vlan"), opt_int(t, "type", M.ETH_P_EXPERIMENTAL, 0, 0xffff),
-    opt_str(t, "payload", ""), opt_int(t, "size", 0, 0, 65535))
+    opt_str(t, "payload", ""), opt_int(t, "size", 0, 0, 65536))
 end)
 
 -- The Ethernet header of a frame built by an upper-layer builder: src_mac, dst_mac (or the
@@ -389,7 +390,7 @@ local L2 = { "src_mac", "dst_mac", "vlan", "pcp", "tags", "size" }
 
 local function l2(t, etype, payload, dst_default)
   return eth(opt_mac(t, "dst_mac", dst_default), opt_mac(t, "src_mac"), tags_of(t, "vlan"), etype, payload,
-    opt_int(t, "size", 0, 0, 65535))
+    opt_int(t, "size", 0, 0, 65536))
 end
 
 -- The MAC an IP destination maps to, when it is a group address (RFC 1112, RFC 2464).
