@@ -31,6 +31,9 @@ describe("runtime", function()
       ea:close()
       assert.is_false(luaswitch.running())
       assert.is_true(sw.closed and sw2.closed and a.closed and b.closed)
+      -- pthread_join returns when the thread's tid futex is cleared, a moment before the
+      -- kernel reaps the task and /proc stops counting it: wait for that, with a deadline
+      luaswitch.wait_until(function() return S.thread_count() == threads0 end, 2)
       assert.equal(threads0, S.thread_count())
       assert.equal(fds0, S.fd_count())
       assert.is_not_true(os.execute("test -e " .. dir .. "/b.sock"))
