@@ -1,6 +1,6 @@
 -- bench/macflood.lua — what a MAC flood costs two known hosts, measured in one run.
 --
---   build/luaswitch bench/macflood.lua [runs=5] [frames=500000] [rate=0]
+--   build/luaswitch bench/macflood.lua [runs=5] [frames=500000] [rate=0] [limit]
 --
 -- A switch (default cap of 8192 MACs, `port` eviction) with four socketpair ports: the
 -- known hosts a and b, the flooder x, and c, the flood's destination. Each run measures
@@ -12,10 +12,11 @@
 -- With `rate` (frames/s), a offers that rate instead of its full speed: the question is then
 -- whether the known hosts still get what they ask for while the flood takes the rest.
 --
--- At full speed on both sides the ratio stays under one half while the data plane is the
--- bottleneck: it is one thread that reads its ports in turn, a bounded batch each, so the
--- flooder gets as many frames through as the known host, and each costs more (a learn and an
--- eviction).
+-- `limit` sets x's learn_limit (new source MACs a second; 0: none). With the default, x is
+-- held to its budget and the known hosts keep their rate; without a limit the ratio stays
+-- near one half while the data plane is the bottleneck: it is one thread that reads its
+-- ports in turn, a bounded batch each, so the flooder gets as many frames through as the
+-- known host, and each costs more (a learn and an eviction).
 
 local luaswitch = require "luaswitch"
 local frame = require "luaswitch.frame"
@@ -23,6 +24,7 @@ local frame = require "luaswitch.frame"
 local runs = tonumber(arg and arg[1]) or 5
 local frames = tonumber(arg and arg[2]) or 500000
 local rate = tonumber(arg and arg[3]) or 0
+local limit = tonumber(arg and arg[4]) -- x's learn_limit (nil: the default)
 
 local function median(t)
   local s = {}
@@ -35,7 +37,7 @@ end
 local sw = luaswitch.switch { name = "macflood", evict = "port" }
 local ports, eps = {}, {}
 for _, n in ipairs { "a", "b", "c", "x" } do
-  ports[n] = sw:port { kind = "socketpair", name = n }
+  ports[n] = sw:port { kind = "socketpair", name = n, learn_limit = n == "x" and limit or nil }
   eps[n] = ports[n]:endpoint()
 end
 for i, n in ipairs { "a", "b", "c" } do

@@ -167,10 +167,12 @@ describe("fdb cap", function()
   end)
 
   -- a flood of `n` random source MACs from port `from`, then wait for it to be processed
+  -- (beyond 10,000 new sources a second the port is held back: its learn_limit)
   local function mac_flood(ep, port, n)
+    local before = port:stats().rx_frames
     local job = ep:start_sending { frame = S.frame(1, 99), count = n, random_src = true, seed = 7 }
     assert.equal(n, job:wait().frames)
-    S.eventually(function() return port:stats().rx_frames >= n end, 10, "flood processed")
+    S.eventually(function() return port:stats().rx_frames >= before + n end, 10, "flood processed")
   end
 
   local function setup(policy)
@@ -198,9 +200,9 @@ describe("fdb cap", function()
     local sw, ports, eps = setup("port")
     local sink = eps.b:start_receiving()
     mac_flood(eps.x, ports.x, 2000) -- warm up: fill the table and its memory
-    local rss0, mem0 = S.rss_kb(), sw:stats().fdb.memory
+    local rss0, mem0, bufs0 = S.rss_kb(), sw:stats().fdb.memory, luaswitch.info().buffer_bytes // 1024
     mac_flood(eps.x, ports.x, 10000) -- 10x the cap
-    local rss1 = S.rss_kb()
+    local rss1, bufs1 = S.rss_kb(), luaswitch.info().buffer_bytes // 1024
     sink:stop()
     local st = sw:stats()
     assert.equal(1000, st.fdb.dynamic)
@@ -208,7 +210,9 @@ describe("fdb cap", function()
     assert.is_true(st.fdb.evicted >= 10000)
     assert.equal(mem0, st.fdb.memory) -- the table did not grow
     if not S.SANITIZER then -- sanitizers hold freed memory (quarantine, shadow)
-      assert.is_true(rss1 - rss0 < 4096, ("RSS grew by %d kB"):format(rss1 - rss0))
+      -- beyond the frame-buffer cache (bounded: buf.c), which a held-back flood fills more
+      local cache = math.max(0, bufs1 - bufs0)
+      assert.is_true(rss1 - rss0 - cache < 4096, ("RSS grew by %d kB (buffer cache %d kB)"):format(rss1 - rss0, cache))
     end
     -- the known hosts survived: the flooding port paid for the flood
     eps.b:drain()

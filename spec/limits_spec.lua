@@ -211,6 +211,7 @@ describe("limits", function()
   it("the event ring (65,536 events): a full ring drops and counts, and Lua gets a lost event with the count", function()
     local sw = luaswitch.switch { name = "ring", max_macs = 100000 }
     local ports, e = hosts(sw, { "a", "x" })
+    ports.x:set { learn_limit = 0 } -- at full speed: the ring, not the port, must give way
     luaswitch.dispatch(0)
     local learned, lost = 0, {}
     sw:on("learn", function() learned = learned + 1 end)

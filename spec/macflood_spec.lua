@@ -34,7 +34,9 @@ describe("a MAC flood", function()
     -- the default queue (the flood waits for it, or, once it is declared stalled, drops)
     local ports, e = {}, {}
     for _, n in ipairs { "a", "b", "c", "x" } do
-      ports[n] = sw:port { kind = "socketpair", name = n, txqlen = (n == "a" or n == "b") and 65536 or nil }
+      -- x floods at full speed: no learn_limit (the next spec shows the limit holding it back)
+      ports[n] = sw:port { kind = "socketpair", name = n, txqlen = (n == "a" or n == "b") and 65536 or nil,
+                           learn_limit = n == "x" and 0 or nil }
       e[n] = ports[n]:endpoint()
     end
     eps = e
@@ -127,5 +129,75 @@ describe("a MAC flood", function()
       assert.is_true(rss1 <= mid.rss * 1.10 + cache_kb,
         ("RSS %d kB halfway -> %d kB (buffer cache %d kB)"):format(mid.rss, rss1, cache_kb))
     end
+  end)
+
+  it("from a port over its learn_limit is held back, not dropped, while known hosts keep their rate", function()
+    local LIMIT, N = 2000, 6000
+    local sw = luaswitch.switch { name = "limited", evict = "port" }
+    local ports, e = {}, {}
+    for _, n in ipairs { "a", "b", "c", "x" } do
+      ports[n] = sw:port { kind = "socketpair", name = n, txqlen = n ~= "x" and 65536 or nil,
+                           learn_limit = n == "x" and LIMIT or nil, learn_burst = n == "x" and LIMIT or nil }
+      e[n] = ports[n]:endpoint()
+    end
+    eps = e
+    assert.equal(1000, ports.a:info().learn_limit) -- the defaults
+    assert.equal(10000, ports.a:info().learn_burst)
+    assert.equal(LIMIT, ports.x:info().learn_limit)
+    for i, n in ipairs { "a", "b", "c" } do e[n]:send(S.frame(i, S.BCAST)) end
+    S.eventually(function() return sw:stats().fdb.dynamic == 3 end, 5, "three hosts learned")
+    for _, n in ipairs { "a", "b", "c" } do e[n]:drain() end
+    local learned0 = sw:stats().fdb.learned
+
+    -- x sends N frames from N new sources to c as fast as its socket takes them; a and b
+    -- exchange paced unicast meanwhile
+    local csink = e.c:start_receiving()
+    local sinks = { a = e.a:start_receiving { seq_offset = 14 }, b = e.b:start_receiving { seq_offset = 14 } }
+    local t0 = luaswitch.monotime()
+    local flood = e.x:start_sending { frame = S.frame(99, 3), count = N, random_src = true, seed = 5 }
+    local k = { a = e.a:start_sending { frame = S.frame(1, 2, { size = 64 }), rate = 5000, seq_offset = 14 },
+                b = e.b:start_sending { frame = S.frame(2, 1, { size = 64 }), rate = 5000, seq_offset = 14 } }
+    -- at every moment the flood is within its budget: the burst (LIMIT), then LIMIT a
+    -- second (plus one batch, taken before the hold)
+    local worst = -math.huge
+    while ports.x:stats().rx_frames < N do
+      assert(luaswitch.monotime() - t0 < 60, "the flood took too long")
+      local learned = sw:stats().fdb.learned - learned0
+      worst = math.max(worst, learned - (LIMIT + LIMIT * (luaswitch.monotime() - t0) + 64))
+      luaswitch.dispatch(0.02)
+    end
+    local took = luaswitch.monotime() - t0
+    assert.equal(N, flood:wait().frames)
+    local sent = { a = k.a:stop().frames, b = k.b:stop().frames }
+    assert.is_true(worst <= 0, ("the flood went %.0f sources over its budget"):format(worst))
+    assert.is_true(took >= (N - LIMIT - 64) / LIMIT, ("%d new sources in %.2f s"):format(N, took))
+    assert.is_true(ports.x:stats().learn_holds > 0)
+    -- held back, not dropped: every flood frame reached c
+    assert.equal(N, csink:wait { frames = N, timeout = 30 }.frames)
+    assert.equal(0, ports.x:stats().drops.tx_full)
+    -- and the known hosts got everything they sent, in order, and were never held
+    for _, n in ipairs { "a", "b" } do
+      local got = sinks[n]:wait { frames = sent[n == "a" and "b" or "a"], timeout = 30 }
+      assert.equal(sent[n == "a" and "b" or "a"], got.in_order)
+      assert.equal(0, ports[n]:stats().learn_holds)
+    end
+    io.stderr:write(("learn_limit %d: %d new sources in %.2f s (%d holds); known hosts %d + %d frames\n")
+      :format(LIMIT, N, took, ports.x:stats().learn_holds, sent.a, sent.b))
+
+    -- learn_limit = 0 lifts it; bad values are refused and change nothing
+    S.raises("set: bad option 'learn_limit' %(must be between 0 and 10000000, got %-1%)",
+      function() ports.x:set { learn_limit = -1 } end)
+    S.raises("port: bad option 'learn_limit' %(must be between 0 and 10000000, got 10000001%)",
+      function() sw:port { kind = "socketpair", learn_limit = 10000001 } end)
+    S.raises("set: bad option 'learn_burst' %(must be between 1 and 10000000, got 0%)",
+      function() ports.x:set { learn_limit = 0, learn_burst = 0 } end)
+    assert.equal(LIMIT, ports.x:info().learn_limit)
+    ports.x:set { learn_limit = 0 }
+    local holds = ports.x:stats().learn_holds
+    local again = e.x:start_sending { frame = S.frame(99, 3), count = N, random_src = true, seed = 6 }
+    assert.equal(N, again:wait().frames)
+    S.eventually(function() return ports.x:stats().rx_frames == 2 * N end, 30, "the second flood")
+    assert.equal(holds, ports.x:stats().learn_holds)
+    csink:stop()
   end)
 end)

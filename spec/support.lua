@@ -108,10 +108,19 @@ function S.dataplane_cpu()
 end
 
 --- Number of open file descriptors of this process (not counting the one ls uses).
+-- Open file descriptors of this process, not counting the pipe of the popen that asks:
+-- popen closes its child's end in the parent only after the child started, so a plain
+-- `ls /proc/PID/fd | wc -l` sometimes sees that end too.
 function S.fd_count()
-  local p = io.popen("ls /proc/" .. S.pid() .. "/fd | wc -l")
-  local n = tonumber(p:read("l"))
+  local p = io.popen("for f in /proc/" .. S.pid() .. "/fd/*; do readlink \"$f\"; done; "
+    .. "echo \"self $(readlink /proc/$$/fd/1)\"")
+  local out = p:read("a")
   p:close()
+  local own = assert(out:match("self ([^\n]+)"))
+  local n = 0
+  for target in out:gmatch("([^\n]+)") do
+    if target ~= own and not target:match("^self ") then n = n + 1 end
+  end
   return n
 end
 

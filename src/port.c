@@ -120,6 +120,15 @@ bool ls_port_batch_done(ls_port *in) {
     pause = true;
   }
   in->nfed = 0;
+  if (LS_UNLIKELY(in->learn_tokens < 0) && !in->learn_held && in->cfg.learn_limit) {
+    /* over its budget of new source MACs: no more reads until it is back at zero */
+    in->learn_held = true;
+    in->learn_until = in->learn_last + (uint64_t)(-in->learn_tokens / in->cfg.learn_limit);
+    in->blocked++;
+    in->st.learn_holds++;
+    ls_rt_learn_hold(in->rt, in);
+    pause = true;
+  }
   if (pause && in->ops->update) in->ops->update(in);
   return pause;
 }
@@ -160,6 +169,7 @@ static void forget_waiter(ls_port *p) {
       }
     }
   }
+  ls_rt_learn_forget(p->rt, p);
   p->blocked = 0;
   p->nfed = 0;
 }
@@ -483,6 +493,8 @@ static int cmd_configure(ls_runtime *rt, ls_cmd *cmd) {
   }
   bool up = p->cfg.up;
   if (!cfg->admission && p->cfg.admission) ls_admit_forget_owner(&p->sw->admit, p);
+  if (cfg->learn_limit != p->cfg.learn_limit || cfg->learn_burst != p->cfg.learn_burst)
+    p->learn_last = 0; /* a full new budget */
   if (cfg->max_macs != p->cfg.max_macs)
     ls_fdb_set_owner_max(&p->sw->fdb, &p->owner, cfg->max_macs, rt->now);
   bool stp_changed = cfg->stp_cost != p->cfg.stp_cost || cfg->stp_priority != p->cfg.stp_priority ||

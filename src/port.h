@@ -43,7 +43,10 @@
 #define LS_TXQLEN_DEFAULT 1024
 #define LS_TXQLEN_MAX 65536
 #define LS_STALL_NS (40ULL * 1000 * 1000) /* no progress for this long: stop holding inputs */
-#define LS_FED_MAX 8                      /* congested outputs one input batch can wait on */
+#define LS_LEARN_LIMIT_DEFAULT 1000       /* new source MACs a port may bring per second */
+#define LS_LEARN_BURST_DEFAULT 10000      /* ... and at once */
+#define LS_LEARN_LIMIT_MAX 10000000
+#define LS_FED_MAX 8 /* congested outputs one input batch can wait on */
 
 enum { LS_DIR_IN = 0, LS_DIR_OUT = 1 };
 
@@ -96,6 +99,7 @@ typedef struct ls_port_stats {
   uint64_t learn_refused;       /* source MACs not learned: table or port cap full, or refused */
   uint64_t rx_bpdu;             /* STP BPDUs taken by the switch's STP (not forwarded) */
   uint64_t hangups;             /* times the peer went away */
+  uint64_t learn_holds;         /* times its input was held for going over learn_limit */
   ls_port_drops drops;
 } ls_port_stats;
 
@@ -147,6 +151,10 @@ typedef struct ls_port_config {
   bool locked;          /* pass only frames from MACs already in the table on this port */
   uint8_t admission;    /* new source MACs wait for Lua's approval: LS_ADMIT_* */
   uint32_t max_macs;    /* cap on the MACs learned on this port, 0: none */
+  uint32_t learn_limit; /* source MACs new to the port (learned, moved or refused) it may bring
+                           per second, learn_burst at once; beyond, its input is held until
+                           the budget refills. 0: none */
+  uint32_t learn_burst;
   uint32_t stp_cost;    /* STP path cost (default 100) */
   uint8_t stp_priority; /* STP port priority, a multiple of 16 (default 128) */
   bool stp_edge;        /* STP edge port: forwards at once, never a topology change */
@@ -196,6 +204,13 @@ struct ls_port {
   uint32_t blocked;         /* congested outputs this port waits for; reads only at 0 */
   ls_port *fed[LS_FED_MAX]; /* congested outputs the current batch fed */
   uint32_t nfed;
+  /* learn_limit: a token bucket of new source MACs, in 1e-9 tokens (refilled at
+   * learn_limit per ns, up to learn_burst tokens); below zero after a batch, the input is
+   * held (one more `blocked`) until learn_until, on the runtime's learn_held list */
+  int64_t learn_tokens;
+  uint64_t learn_last, learn_until;
+  bool learn_held;
+  ls_port *learn_next;
 };
 
 #define LS_NETNS_NAME_MAX 256
@@ -225,6 +240,8 @@ static inline void ls_port_config_defaults(ls_port_config *c) {
   memset(c, 0, sizeof(*c));
   c->mtu = 1500;
   c->txqlen = LS_TXQLEN_DEFAULT;
+  c->learn_limit = LS_LEARN_LIMIT_DEFAULT;
+  c->learn_burst = LS_LEARN_BURST_DEFAULT;
   c->up = true;
   c->learning = c->flood = c->mcast_flood = c->bcast_flood = true;
   c->stp_cost = 100;
@@ -249,6 +266,22 @@ int ls_port_info_get(ls_port *p, ls_port_info *out);
 int ls_port_set_mirror(ls_port *p, ls_port *in_to, ls_port *out_to);
 
 /* ---- data plane ---------------------------------------------------------------------------- */
+
+/* A frame from p brought a source MAC new to p (learned, moved, or refused for room):
+ * take a token from its learn_limit bucket (ls_port_batch_done holds the port once the
+ * bucket is below zero). */
+static inline void ls_port_learn_charge(ls_port *p, uint64_t mono) {
+  int64_t rate = p->cfg.learn_limit;
+  if (!rate) return;
+  uint64_t el = mono - p->learn_last;
+  int64_t cap = (int64_t)p->cfg.learn_burst * (int64_t)LS_NSEC;
+  p->learn_last = mono;
+  if (el >= LS_NSEC * (uint64_t)p->cfg.learn_burst / (uint64_t)rate)
+    p->learn_tokens = cap;
+  else if ((p->learn_tokens += (int64_t)el * rate) > cap)
+    p->learn_tokens = cap;
+  p->learn_tokens -= (int64_t)LS_NSEC;
+}
 
 static inline bool ls_port_forwarding(const ls_port *p) {
   return p->admin_up && p->link_up && !p->imp_down;
@@ -299,8 +332,9 @@ static inline void ls_port_fed(ls_port *in, ls_port *out) {
     if (in->fed[i] == out) return;
   if (in->nfed < LS_FED_MAX) in->fed[in->nfed++] = out;
 }
-/* End of an input batch (after the flush): wait on the outputs that are still congested.
- * Returns true when the port must stop reading. */
+/* End of an input batch (after the flush): wait on the outputs that are still congested,
+ * and hold the port while it is over its learn_limit. Returns true when the port must stop
+ * reading. */
 bool ls_port_batch_done(ls_port *in);
 /* The kind sent the first n frames of the queue: count them, release them, note the
  * progress. */

@@ -75,6 +75,58 @@ void ls_rt_impair_due(ls_runtime *rt, uint64_t due) {
   uv_timer_start(&rt->imp_timer, on_imp_timer, ms, 0);
 }
 
+/* ---- learn_limit holds (port.h) ----------------------------------------------------------- */
+
+static void on_learn_timer(uv_timer_t *t);
+
+static void unhold(ls_port *p) {
+  p->learn_held = false;
+  p->learn_next = NULL;
+  if (p->blocked && --p->blocked == 0 && p->ops->update) p->ops->update(p);
+}
+
+static void learn_arm(ls_runtime *rt, uint64_t due) {
+  rt->learn_due = due;
+  uint64_t ms = due > rt->mono ? (due - rt->mono + 999999) / 1000000 : 0;
+  uv_timer_start(&rt->learn_timer, on_learn_timer, ms, 0);
+}
+
+static void on_learn_timer(uv_timer_t *t) {
+  ls_runtime *rt = t->data;
+  ls_rt_tick(rt);
+  uint64_t next = UINT64_MAX;
+  for (ls_port **pp = &rt->learn_held; *pp;) {
+    ls_port *p = *pp;
+    if (p->learn_until <= rt->mono || !p->cfg.learn_limit) {
+      *pp = p->learn_next;
+      unhold(p);
+    } else {
+      if (p->learn_until < next) next = p->learn_until;
+      pp = &p->learn_next;
+    }
+  }
+  rt->learn_due = UINT64_MAX;
+  if (next != UINT64_MAX) learn_arm(rt, next);
+}
+
+void ls_rt_learn_hold(ls_runtime *rt, ls_port *p) {
+  p->learn_next = rt->learn_held;
+  rt->learn_held = p;
+  if (p->learn_until < rt->learn_due) learn_arm(rt, p->learn_until);
+}
+
+void ls_rt_learn_forget(ls_runtime *rt, ls_port *p) {
+  if (!p->learn_held) return;
+  for (ls_port **pp = &rt->learn_held; *pp; pp = &(*pp)->learn_next) {
+    if (*pp == p) {
+      *pp = p->learn_next;
+      break;
+    }
+  }
+  p->learn_held = false;
+  p->learn_next = NULL;
+}
+
 static void signal_events(ls_runtime *rt) {
   rt->ev_pending = false;
   if (atomic_exchange(&rt->ev_signalled, 1) == 0) {
@@ -319,6 +371,10 @@ static int start(ls_runtime *rt, bool inline_mode) {
   rt->trim_timer_on = false;
   rt->imp_due = UINT64_MAX;
   rt->impaired = NULL;
+  uv_timer_init(&rt->loop, &rt->learn_timer);
+  rt->learn_timer.data = rt;
+  rt->learn_held = NULL;
+  rt->learn_due = UINT64_MAX;
   rt->cong_timer_on = false;
   rt->congested = NULL;
   ls_pool_init(&rt->pool);
@@ -351,6 +407,7 @@ static int start(ls_runtime *rt, bool inline_mode) {
     uv_close((uv_handle_t *)&rt->cong_timer, NULL);
     uv_close((uv_handle_t *)&rt->imp_timer, NULL);
     uv_close((uv_handle_t *)&rt->trim_timer, NULL);
+    uv_close((uv_handle_t *)&rt->learn_timer, NULL);
     uv_run(&rt->loop, UV_RUN_NOWAIT);
     goto fail_loop;
   }
@@ -376,6 +433,7 @@ static int cmd_shutdown(ls_runtime *rt, ls_cmd *cmd) {
   uv_close((uv_handle_t *)&rt->cong_timer, NULL);
   uv_close((uv_handle_t *)&rt->imp_timer, NULL);
   uv_close((uv_handle_t *)&rt->trim_timer, NULL);
+  uv_close((uv_handle_t *)&rt->learn_timer, NULL);
   return 0;
 }
 

@@ -98,9 +98,12 @@ struct ls_runtime {
   bool cong_timer_on;
   uv_timer_t trim_timer; /* gives the pool's freed memory back to the system */
   bool trim_timer_on;
-  ls_port *impaired;    /* ports with frames waiting on an impairment's delay line */
-  uv_timer_t imp_timer; /* releases them */
-  uint64_t imp_due;     /* when it fires (UINT64_MAX: idle) */
+  ls_port *impaired;      /* ports with frames waiting on an impairment's delay line */
+  uv_timer_t imp_timer;   /* releases them */
+  uint64_t imp_due;       /* when it fires (UINT64_MAX: idle) */
+  ls_port *learn_held;    /* ports held for going over their learn_limit */
+  uv_timer_t learn_timer; /* releases them */
+  uint64_t learn_due;     /* when it fires, on rt->mono (UINT64_MAX: idle) */
   ls_runtime_stats stats;
   /* scratch for batched I/O, shared by all ports (one runs at a time) */
   struct mmsghdr rx_msgs[LS_BATCH];
@@ -177,6 +180,9 @@ bool ls_rt_emit(ls_runtime *rt, ls_event *ev);
 bool ls_rt_emit_frame(ls_runtime *rt, ls_event *ev, const uint8_t *frame, uint32_t len);
 /* Some impairment holds a frame due at `due`: make sure the release timer fires by then. */
 void ls_rt_impair_due(ls_runtime *rt, uint64_t due);
+/* Hold p (over its learn_limit) until p->learn_until; forget it (closing). */
+void ls_rt_learn_hold(ls_runtime *rt, ls_port *p);
+void ls_rt_learn_forget(ls_runtime *rt, ls_port *p);
 /* End of a callback: transmit every port with queued frames, signal pending events. */
 void ls_rt_flush(ls_runtime *rt);
 /* Mark a port as having frames to send at the next flush. */

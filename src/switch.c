@@ -746,6 +746,7 @@ static void process(ls_switch *sw, ls_port *in, ls_buf *b, unsigned flags, bool 
     } else {
       int r = ls_fdb_learn(&sw->fdb, key, &in->owner, rt->now);
       if (LS_UNLIKELY(r != LS_LEARN_KNOWN)) {
+        ls_port_learn_charge(in, rt->mono);
         if (r == LS_LEARN_NEW && sw->timer_due == UINT64_MAX) ls_switch_arm_timer(sw);
         if (r == LS_LEARN_REFUSED) table_full(sw, in, key, 0);
         if (r == LS_LEARN_REFUSED_OWNER) table_full(sw, in, key, 1);

@@ -258,9 +258,9 @@ static ls_port *new_patch(lsl_port_args *a) {
 }
 
 #define COMMON                                                                                     \
-  "kind", "name", "mtu", "txqlen", "up", "vlan", "max_macs", "admission", "learning", "flood",     \
-      "mcast_flood", "bcast_flood", "isolated", "hairpin", "locked", "stp_cost", "stp_priority",   \
-      "stp_edge"
+  "kind", "name", "mtu", "txqlen", "up", "vlan", "max_macs", "learn_limit", "learn_burst",         \
+      "admission", "learning", "flood", "mcast_flood", "bcast_flood", "isolated", "hairpin",       \
+      "locked", "stp_cost", "stp_priority", "stp_edge"
 
 const lsl_kind lsl_kinds[] = {
     {"socketpair", (const char *const[]){COMMON, NULL}, new_socketpair},

@@ -39,6 +39,10 @@ void lsl_read_flags(lua_State *L, int idx, const char *fn, ls_port_config *c) {
   for (int i = 0; lsl_flag_names[i]; i++)
     *flag_ptr(c, i) = lsl_opt_boolean(L, idx, fn, lsl_flag_names[i], *flag_ptr(c, i));
   c->max_macs = (uint32_t)lsl_opt_integer(L, idx, fn, "max_macs", c->max_macs, 0, LS_FDB_MAX_MACS);
+  c->learn_limit =
+      (uint32_t)lsl_opt_integer(L, idx, fn, "learn_limit", c->learn_limit, 0, LS_LEARN_LIMIT_MAX);
+  c->learn_burst =
+      (uint32_t)lsl_opt_integer(L, idx, fn, "learn_burst", c->learn_burst, 1, LS_LEARN_LIMIT_MAX);
   c->stp_cost = (uint32_t)lsl_opt_integer(L, idx, fn, "stp_cost", c->stp_cost, 1, 200000000);
   lua_Integer prio = lsl_opt_integer(L, idx, fn, "stp_priority", c->stp_priority, 0, 240);
   if (prio % 16)
@@ -65,6 +69,8 @@ void lsl_push_flags(lua_State *L, int t, const ls_port_config *c) {
     lua_setfield(L, t, lsl_flag_names[i]);
   }
   lsl_setint(L, t, "max_macs", c->max_macs);
+  lsl_setint(L, t, "learn_limit", c->learn_limit);
+  lsl_setint(L, t, "learn_burst", c->learn_burst);
   lsl_setint(L, t, "stp_cost", c->stp_cost);
   lsl_setint(L, t, "stp_priority", c->stp_priority);
   lua_pushboolean(L, c->stp_edge);

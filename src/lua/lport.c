@@ -75,6 +75,7 @@ static int p_stats(lua_State *L) {
   lsl_setint(L, t, "injected", st.injected);
   lsl_setint(L, t, "sent", st.sent);
   lsl_setint(L, t, "learn_refused", st.learn_refused);
+  lsl_setint(L, t, "learn_holds", st.learn_holds);
   lsl_setint(L, t, "rx_bpdu", st.rx_bpdu);
   lsl_setint(L, t, "rx_duplicated", st.rx_duplicated);
   lsl_setint(L, t, "tx_duplicated", st.tx_duplicated);
@@ -203,10 +204,10 @@ static int p_set(lua_State *L) {
   const char *fn = "set";
   lsl_port *p = lsl_check_port(L, 1);
   lsl_check_table(L, 2, fn);
-  static const char *const known[] = {"name",     "mtu",          "txqlen",      "learning",
-                                      "flood",    "mcast_flood",  "bcast_flood", "isolated",
-                                      "hairpin",  "locked",       "max_macs",    "admission",
-                                      "stp_cost", "stp_priority", "stp_edge",    NULL};
+  static const char *const known[] = {
+      "name",        "mtu",          "txqlen",   "learning",    "flood",       "mcast_flood",
+      "bcast_flood", "isolated",     "hairpin",  "locked",      "max_macs",    "admission",
+      "stp_cost",    "stp_priority", "stp_edge", "learn_limit", "learn_burst", NULL};
   lsl_check_known(L, 2, fn, known);
   ls_port_info in;
   int err = ls_port_info_get(p->p, &in);
