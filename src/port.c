@@ -130,7 +130,9 @@ bool ls_port_batch_done(ls_port *in) {
     pause = true;
   }
   if (pause && in->ops->update) in->ops->update(in);
-  return pause;
+  /* A port whose frames are dear (a flood of new sources, a long rule list) yields after
+   * a time slice, as after its frame budget, so that every port is read within a few ms */
+  return pause || ls_rt_slice_spent(in->rt);
 }
 
 void ls_port_txq_sent(ls_port *p, uint32_t n) {

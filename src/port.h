@@ -334,7 +334,7 @@ static inline void ls_port_fed(ls_port *in, ls_port *out) {
 }
 /* End of an input batch (after the flush): wait on the outputs that are still congested,
  * and hold the port while it is over its learn_limit. Returns true when the port must stop
- * reading. */
+ * reading for now: paused, or its time slice (LS_RX_SLICE_NS) is spent. */
 bool ls_port_batch_done(ls_port *in);
 /* The kind sent the first n frames of the queue: count them, release them, note the
  * progress. */

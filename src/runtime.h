@@ -33,6 +33,8 @@
 #include "event.h"
 
 #define LS_BATCH 64                   /* frames per recvmmsg / sendmmsg */
+#define LS_DP_NICE -10                /* the data-plane thread's priority, if permitted */
+#define LS_RX_SLICE_NS 2000000ULL     /* ... or after this long (a port whose frames are dear) */
 #define LS_RX_BUDGET 1024             /* frames read from one port per wake-up before yielding */
 #define LS_EVENT_RING 65536           /* default event ring capacity */
 #define LS_CMD_PENDING (-100000)      /* a command that completes later (ls_runtime_complete) */
@@ -57,6 +59,9 @@ typedef struct ls_runtime_stats {
   uint64_t wakeups;  /* port poll callbacks */
   uint64_t batches;  /* recvmmsg calls that returned frames */
   uint64_t commands; /* commands applied */
+  /* the longest loop iteration spent working (not waiting in epoll), and when it ended
+   * (CLOCK_MONOTONIC): how long the data plane was deaf to every port at once */
+  uint64_t max_busy_ns, max_busy_at;
 } ls_runtime_stats;
 
 struct ls_runtime {
@@ -101,6 +106,9 @@ struct ls_runtime {
   ls_port *impaired;      /* ports with frames waiting on an impairment's delay line */
   uv_timer_t imp_timer;   /* releases them */
   uint64_t imp_due;       /* when it fires (UINT64_MAX: idle) */
+  uv_prepare_t busy_prep; /* measures each iteration's busy time (stats.max_busy_ns) */
+  int dp_nice;
+  uint64_t busy_wall, busy_idle;
   ls_port *learn_held;    /* ports held for going over their learn_limit */
   uv_timer_t learn_timer; /* releases them */
   uint64_t learn_due;     /* when it fires, on rt->mono (UINT64_MAX: idle) */
@@ -166,6 +174,7 @@ typedef struct ls_runtime_info {
   uint32_t switches;
   bool manual;
   uint64_t now;
+  int dp_nice; /* the data-plane thread's nice value (LS_DP_NICE when permitted) */
 } ls_runtime_info;
 int ls_runtime_info_get(ls_runtime *rt, ls_runtime_info *out);
 
@@ -173,6 +182,8 @@ int ls_runtime_info_get(ls_runtime *rt, ls_runtime_info *out);
 
 /* Sample the clock into rt->now; called at the top of every loop callback. */
 void ls_rt_tick(ls_runtime *rt);
+/* Has the current callback (since its ls_rt_tick) read for LS_RX_SLICE_NS? */
+bool ls_rt_slice_spent(const ls_runtime *rt);
 /* Queue an event (its time is rt->now). False if the ring was full (counted). */
 bool ls_rt_emit(ls_runtime *rt, ls_event *ev);
 /* Queue an event carrying a copy of a frame (ev->value is set to the blob). False, with

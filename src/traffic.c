@@ -199,8 +199,10 @@ static void *sink_main(void *arg) {
     }
     uint64_t now = now_ns();
     if (!t->res.first_ns) t->res.first_ns = now;
-    if (t->res.last_ns && now - t->res.last_ns > t->res.max_gap_ns)
+    if (t->res.last_ns && now - t->res.last_ns > t->res.max_gap_ns) {
       t->res.max_gap_ns = now - t->res.last_ns;
+      t->res.max_gap_end_ns = now;
+    }
     t->res.last_ns = now;
     for (int i = 0; i < r; i++) {
       const uint8_t *d = iov[i].iov_base;
@@ -225,7 +227,10 @@ static void *sink_main(void *arg) {
       if (t->o.ts_offset && t->o.ts_offset + 8 <= len) {
         uint64_t stamp = get_be64(d + t->o.ts_offset);
         uint64_t lat = now > stamp ? now - stamp : 0;
-        if (lat > t->res.max_latency_ns) t->res.max_latency_ns = lat;
+        if (lat > t->res.max_latency_ns) {
+          t->res.max_latency_ns = lat;
+          t->res.max_latency_end_ns = now;
+        }
         t->res.latency_sum_ns += lat;
         t->res.stamped++;
       }

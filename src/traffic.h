@@ -32,12 +32,14 @@ typedef struct ls_traffic_result {
   uint64_t in_order;  /* sink: frames whose sequence number was the next one */
   uint64_t reordered; /* sink: sequence number lower than one already seen */
   uint64_t duplicates;
-  uint64_t gaps;              /* sink: sequence numbers skipped */
-  uint64_t first_ns, last_ns; /* CLOCK_MONOTONIC of first and last frame */
-  uint64_t max_gap_ns;        /* sink: longest time between two consecutive arrivals */
-  uint64_t max_latency_ns;    /* sink, with ts_offset: largest arrival - sender stamp */
-  uint64_t latency_sum_ns;    /* sink, with ts_offset: sum over the stamped frames */
-  uint64_t stamped;           /* sink, with ts_offset: frames whose latency was measured */
+  uint64_t gaps;               /* sink: sequence numbers skipped */
+  uint64_t first_ns, last_ns;  /* CLOCK_MONOTONIC of first and last frame */
+  uint64_t max_gap_ns;         /* sink: longest time between two consecutive arrivals */
+  uint64_t max_gap_end_ns;     /* sink: CLOCK_MONOTONIC of the arrival that ended it */
+  uint64_t max_latency_ns;     /* sink, with ts_offset: largest arrival - sender stamp */
+  uint64_t max_latency_end_ns; /* sink, with ts_offset: when that frame arrived */
+  uint64_t latency_sum_ns;     /* sink, with ts_offset: sum over the stamped frames */
+  uint64_t stamped;            /* sink, with ts_offset: frames whose latency was measured */
 } ls_traffic_result;
 
 typedef struct ls_traffic_opts {

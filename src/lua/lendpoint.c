@@ -458,10 +458,16 @@ static void push_result(lua_State *L, const ls_traffic_result *r, bool sender) {
     lsl_setint(L, t, "gaps", r->gaps);
     lua_pushnumber(L, (double)r->max_gap_ns / 1e9);
     lua_setfield(L, t, "max_gap");
+    if (r->max_gap_end_ns) { /* on luaswitch.monotime()'s clock */
+      lua_pushnumber(L, (double)r->max_gap_end_ns / 1e9);
+      lua_setfield(L, t, "max_gap_at");
+    }
     if (r->stamped) {
       lsl_setint(L, t, "stamped", r->stamped);
       lua_pushnumber(L, (double)r->max_latency_ns / 1e9);
       lua_setfield(L, t, "max_latency");
+      lua_pushnumber(L, (double)r->max_latency_end_ns / 1e9);
+      lua_setfield(L, t, "max_latency_at");
       lua_pushnumber(L, (double)r->latency_sum_ns / 1e9 / (double)r->stamped);
       lua_setfield(L, t, "mean_latency");
     }

@@ -349,10 +349,17 @@ static int m_info(lua_State *L) {
   lsl_setint(L, -1, "wakeups", in.stats.wakeups);
   lsl_setint(L, -1, "batches", in.stats.batches);
   lsl_setint(L, -1, "commands", in.stats.commands);
+  lua_pushnumber(L, (double)in.stats.max_busy_ns / 1e9);
+  lua_setfield(L, -2, "max_busy");
+  if (in.stats.max_busy_at) { /* on luaswitch.monotime()'s clock */
+    lua_pushnumber(L, (double)in.stats.max_busy_at / 1e9);
+    lua_setfield(L, -2, "max_busy_at");
+  }
   lsl_setint(L, -1, "events_lost", in.events_dropped);
   lsl_setint(L, -1, "buffers_live", in.buffers_live);
   lsl_setint(L, -1, "buffers_allocated", in.buffers_allocated);
   lsl_setint(L, -1, "buffer_bytes", in.buffer_bytes);
+  lsl_setint(L, -1, "dp_nice", in.dp_nice);
   lua_pushstring(L, in.manual ? "manual" : "real");
   lua_setfield(L, -2, "clock");
   lua_pushnumber(L, lsl_seconds(in.now));
