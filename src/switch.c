@@ -175,8 +175,6 @@ typedef struct fwd {
   ls_runtime *rt;
   ls_switch *sw;
   ls_port *in;
-  ls_port *push; /* the input a congested output holds back: in for unicast, NULL for a
-                    flood (one slow port must not stall broadcast for everyone) */
   ls_explain *x; /* explaining: record, change nothing */
   bool aware;
   uint16_t vid;
@@ -239,7 +237,6 @@ static void make_segments(variant *v) {
   v->seg_state = 1;
 }
 
-/* Queue the frame on out; in (or NULL) is the input its congestion may hold back. */
 static void deliver(ls_port *in, variant *v, ls_port *out) {
   if (LS_LIKELY(!ls_vnet_pending(&v->b->vnet)) || out->offloads) {
     ls_port_enqueue(out, v->b, v->payload);
@@ -261,7 +258,7 @@ static void deliver(ls_port *in, variant *v, ls_port *out) {
       }
     }
   }
-  if (in) ls_port_fed(in, out);
+  ls_port_fed(in, out);
 }
 
 static uint32_t payload_of(ls_buf *b) {
@@ -275,7 +272,8 @@ void ls_switch_copy_to(ls_port *out, ls_buf *b) {
   variant v;
   ls_buf_ref(b);
   variant_set(&v, &out->rt->pool, b, payload_of(b));
-  deliver(NULL, &v, out); /* a copy exerts no backpressure on anyone */
+  deliver(out, &v, out); /* a copy exerts no backpressure on anyone */
+  out->nfed = 0;
   variant_release(&v);
 }
 
@@ -568,7 +566,7 @@ static void egress(fwd *w, ls_port *out) {
       if (x) {
         if (w->tmp.payload > out->cfg.mtu) xp->why = "above the port's MTU";
       } else {
-        deliver(w->push, &w->tmp, out);
+        deliver(w->in, &w->tmp, out);
       }
       variant_release(&w->tmp);
       return;
@@ -579,7 +577,7 @@ static void egress(fwd *w, ls_port *out) {
     if (v->payload > out->cfg.mtu) xp->why = "above the port's MTU";
     return;
   }
-  deliver(w->push, v, out);
+  deliver(w->in, v, out);
 }
 
 static bool link_local(const uint8_t *d) {
@@ -599,7 +597,6 @@ static void process(ls_switch *sw, ls_port *in, ls_buf *b, unsigned flags, bool 
   w.rt = rt;
   w.sw = sw;
   w.in = in;
-  w.push = in;
   w.x = x;
   w.aware = sw->cfg.vlan_aware;
   w.vid = 0;
@@ -788,9 +785,7 @@ static void process(ls_switch *sw, ls_port *in, ls_buf *b, unsigned flags, bool 
     if (x) x->lookup = kind == KIND_BCAST ? "broadcast" : "multicast";
   }
 
-  /* Flood: group destination or unknown unicast, to every port that takes it. A congested
-   * port drops its copy at its bound (tx_full) rather than holding the input back. */
-  w.push = NULL;
+  /* Flood: group destination or unknown unicast, to every port that takes it. */
   if (x)
     x->decision = "flood";
   else
