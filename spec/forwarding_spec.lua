@@ -246,6 +246,9 @@ describe("the seed's integration suite", function()
       assert.is_true(got.max_gap > 0 and got.max_gap < luaswitch.monotime() - t0)
       assert.is_true(got.max_latency >= got.mean_latency and got.mean_latency > 0)
       assert.is_true(got.max_latency < luaswitch.monotime() - t0)
+      -- when they happened, on luaswitch.monotime()'s clock, within the run
+      assert.is_true(got.max_gap_at > t0 + got.max_gap and got.max_gap_at <= luaswitch.monotime())
+      assert.is_true(got.max_latency_at > t0 and got.max_latency_at <= luaswitch.monotime())
     end
     -- without timestamps there is no latency, and a sender may start again once finished
     local sink = eps.b:start_receiving()

@@ -58,6 +58,23 @@ describe("runtime", function()
     assert.is_not_true(os.execute("test -e " .. dir .. "/u.sock"))
   end)
 
+  it("reports the data-plane thread's priority and its busiest loop iteration", function()
+    local t0 = luaswitch.monotime()
+    local sw = luaswitch.switch "busy"
+    local a = sw:port { kind = "socketpair", name = "a" }
+    sw:port { kind = "socketpair", name = "b" }
+    a:endpoint():start_sending { frame = S.frame(1, S.BCAST), count = 5000 }:wait()
+    local info
+    S.eventually(function() info = luaswitch.info(); return info.max_busy > 0 end, 5, "a busy iteration")
+    -- root (as CI runs) may raise the thread's priority; anyone else keeps the default
+    local p = io.popen("id -u")
+    local uid = p:read("l")
+    p:close()
+    assert.equal(uid == "0" and -10 or 0, info.dp_nice)
+    assert.is_true(info.max_busy < 5, "busiest iteration " .. info.max_busy .. " s")
+    assert.is_true(info.max_busy_at >= t0 and info.max_busy_at <= luaswitch.monotime())
+  end)
+
   it("has a manual clock that only advance() moves", function()
     assert.equal("real", luaswitch.clock())
     local t0 = luaswitch.now()
