@@ -34,8 +34,8 @@
 
 #define LS_BATCH 64                   /* frames per recvmmsg / sendmmsg */
 #define LS_DP_NICE -10                /* the data-plane thread's priority, if permitted */
-#define LS_RX_SLICE_NS 2000000ULL     /* ... or after this long (a port whose frames are dear) */
 #define LS_RX_BUDGET 1024             /* frames read from one port per wake-up before yielding */
+#define LS_RX_SLICE_NS 2000000ULL     /* ... or after this long (a port whose frames are dear) */
 #define LS_EVENT_RING 65536           /* default event ring capacity */
 #define LS_CMD_PENDING (-100000)      /* a command that completes later (ls_runtime_complete) */
 #define LS_BLOB_BYTES_MAX (64u << 20) /* punted/sampled frame bytes waiting for Lua, at most */
