@@ -103,7 +103,7 @@ void ls_admit_del(ls_admit *a, uint64_t key) {
 }
 
 void ls_admit_forget_owner(ls_admit *a, const void *owner) {
-  if (!a->slots) return;
+  if (!a->count) return; /* nothing to walk the slots for */
   for (uint32_t j = 0; j <= a->mask;) {
     if (a->slots[j].key && a->slots[j].owner == owner)
       delete_at(a, j);

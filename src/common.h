@@ -1,8 +1,9 @@
 /*
  * common.h — small shared definitions for the luaswitch C core.
  *
- * Owns: branch hints, container_of, time units and the "no index" sentinel used by
- * the index-linked structures (FDB lists, fairness heap). Nothing here allocates or
+ * Owns: branch hints, the no-coverage mark for checking code, container_of, time units
+ * and the "no index" sentinel used by the index-linked structures (FDB lists, fairness
+ * heap). Nothing here allocates or
  * depends on libuv or Lua.
  */
 #ifndef LS_COMMON_H
@@ -13,6 +14,15 @@
 
 #define LS_LIKELY(x) __builtin_expect(!!(x), 1)
 #define LS_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Checking code (invariant walks that tests and fuzz targets run after every step) has
+ * nothing to teach a fuzzer: clang leaves its coverage instrumentation out, which made
+ * the fuzz targets that check after every step 2-3x faster. No effect outside fuzz builds. */
+#if defined(__clang__)
+#define LS_NO_COVERAGE __attribute__((no_sanitize("coverage")))
+#else
+#define LS_NO_COVERAGE
+#endif
 
 #define LS_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 

@@ -1234,7 +1234,7 @@ typedef struct {
   uint32_t n;
 } audit_arg;
 
-static int cmd_audit(ls_runtime *rt, ls_cmd *cmd) {
+LS_NO_COVERAGE static int cmd_audit(ls_runtime *rt, ls_cmd *cmd) {
   (void)rt;
   audit_arg *a = cmd->arg;
   ls_switch *sw = a->sw;
