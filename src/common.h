@@ -3,8 +3,7 @@
  *
  * Owns: branch hints, the no-coverage mark for checking code, container_of, time units
  * and the "no index" sentinel used by the index-linked structures (FDB lists, fairness
- * heap). Nothing here allocates or
- * depends on libuv or Lua.
+ * heap). Nothing here allocates or depends on libuv or Lua.
  */
 #ifndef LS_COMMON_H
 #define LS_COMMON_H
