@@ -104,13 +104,6 @@ describe("the control socket", function()
     return status(srv), S.read_file(srv.out) or ""
   end
 
-  local function fd_count(pid)
-    local p = io.popen("ls /proc/" .. pid .. "/fd | wc -l")
-    local n = tonumber(p:read("l"))
-    p:close()
-    return n
-  end
-
   before_each(function()
     dir = S.tmpdir()
     servers = {}
@@ -311,7 +304,7 @@ print(sorted(s["ports"]), s["ports"]["a"]["rx_frames"] > 0, s["stats"]["fdb"]["e
   it("survives garbage and clients that go away, and leaks nothing", function()
     local path = dir .. "/sw.sock"
     local srv = lab(path)
-    local fds0 = fd_count(srv.pid)
+    local fds0 = S.fd_count(srv.pid)
     local out, rc = run(CLIENT .. " " .. q(path) .. " binary", dir)
     assert.equal(0, rc, out)
     local l1, l2 = out:match("^([^\n]*)\n([^\n]*)\n$")
@@ -342,7 +335,7 @@ print(sorted(s["ports"]), s["ports"]["a"]["rx_frames"] > 0, s["stats"]["fdb"]["e
     assert.equal('{"ok":false,"error":"request line too long (more than 65536 bytes without a newline); ' ..
       'closing the connection","fatal":true}\n', out:sub(1, 200))
 
-    S.eventually(function() return fd_count(srv.pid) == fds0 end, 5, "the clients' fds to be closed")
+    S.eventually(function() return S.fd_count(srv.pid) == fds0 end, 5, "the clients' fds to be closed")
     out, rc = run(("%s ctl %s 'result()'"):format(BIN, q(path)), dir)
     assert.equal(0, rc, out)
     assert.equal(tonumber(out:match('"sent": (%d+)')), tonumber(out:match('"in_order": (%d+)')), out)

@@ -37,16 +37,7 @@ local MAX_PAUSE = tonumber(os.getenv("LS_SOAK_MAX_PAUSE") or (S.SANITIZER and "1
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
-local function proc_file(pid, name) return S.read_file("/proc/" .. pid .. "/" .. name) end
-local function rss_kb(pid) return tonumber(proc_file(pid, "status"):match("VmRSS:%s*(%d+)")) end
-local function count_dir(path)
-  local p = io.popen("ls " .. path .. " 2>/dev/null | wc -l")
-  local n = tonumber(p:read("l"))
-  p:close()
-  return n
-end
-local function fd_count(pid) return count_dir("/proc/" .. pid .. "/fd") end
-local function thread_count(pid) return count_dir("/proc/" .. pid .. "/task") end
+local rss_kb, fd_count, thread_count = S.rss_kb, S.fd_count, S.thread_count
 
 -- The lab in the switch process. Traffic ports are unix datagram ports whose peers are
 -- endpoints in the spec; churn ports are socketpairs whose far ends drain in a sink job

@@ -107,12 +107,12 @@ function S.dataplane_cpu()
   return nil
 end
 
---- Number of open file descriptors of this process (not counting the one ls uses).
--- Open file descriptors of this process, not counting the pipe of the popen that asks:
--- popen closes its child's end in the parent only after the child started, so a plain
+--- Number of open file descriptors of process pid (default: this process).
+-- For this process the pipe of the popen that asks is not counted: popen closes its
+-- child's end in the parent only after the child started, so a plain
 -- `ls /proc/PID/fd | wc -l` sometimes sees that end too.
-function S.fd_count()
-  local p = io.popen("for f in /proc/" .. S.pid() .. "/fd/*; do readlink \"$f\"; done; "
+function S.fd_count(pid)
+  local p = io.popen("for f in /proc/" .. (pid or S.pid()) .. "/fd/*; do readlink \"$f\"; done; "
     .. "echo \"self $(readlink /proc/$$/fd/1)\"")
   local out = p:read("a")
   p:close()
@@ -129,15 +129,15 @@ function S.pid()
   return tonumber(stat:match("^(%d+)"))
 end
 
---- Number of threads of this process.
-function S.thread_count()
-  local stat = read_file("/proc/self/status")
+--- Number of threads of process pid (default: this process).
+function S.thread_count(pid)
+  local stat = read_file("/proc/" .. (pid or "self") .. "/status")
   return tonumber(stat:match("Threads:%s*(%d+)"))
 end
 
---- Resident set size in kB.
-function S.rss_kb()
-  local stat = read_file("/proc/self/status")
+--- Resident set size in kB of process pid (default: this process).
+function S.rss_kb(pid)
+  local stat = read_file("/proc/" .. (pid or "self") .. "/status")
   return tonumber(stat:match("VmRSS:%s*(%d+)"))
 end
 
