@@ -217,6 +217,38 @@ describe("peers that misbehave", function()
     assert.equal(0, ports.b:stats().drops.tx_full)
   end)
 
+  it("a stalled peer that reads again, however slowly, holds its senders back again instead of losing frames", function()
+    -- c is quiet past the stall time (its port is declared stalled and drops at its bound),
+    -- then reads one frame a millisecond while a floods at 3,000 a second: from its first
+    -- read on, a waits for c again, and c loses at most the batch under way then
+    ports.c:set { txqlen = 64 }
+    local sink = eps.b:start_receiving { seq_offset = 14 }
+    local sender = eps.a:start_sending { frame = S.frame(1, S.BCAST, { size = 64 }), count = 1500, rate = 3000,
+                                         seq_offset = 14 }
+    S.eventually(function() return ports.c:stats().drops.tx_full > 0 end, 5, "c to be stalled and drop")
+    local dropped = ports.c:stats().drops.tx_full
+    local got = 0
+    while true do
+      if eps.c:recv(0.05) then
+        got = got + 1
+      elseif sender:progress() >= 1500 then
+        break
+      end
+      luaswitch.dispatch(0.001)
+    end
+    local sent = sender:wait { timeout = 20 }
+    assert.equal(1500, sent.frames)
+    while eps.c:recv(0.05) do got = got + 1 end
+    local st = ports.c:stats()
+    assert.is_true(st.drops.tx_full - dropped <= 64,
+      ("c lost %d frames after it read again"):format(st.drops.tx_full - dropped))
+    assert.equal(1500, got + st.drops.tx_full)
+    local b = sink:wait { frames = 1500, timeout = 10 }
+    assert.equal(1500, b.frames)
+    assert.equal(0, b.gaps)
+    assert.equal(0, ports.b:stats().drops.tx_full)
+  end)
+
   it("ports come and go while a sender runs at full speed elsewhere", function()
     eps.b:send(S.frame(2, S.BCAST)) -- learn b so a->b is unicast
     assert.truthy(eps.a:recv(1))

@@ -7,8 +7,10 @@
 #include "switch.h"
 
 #include <errno.h>
+#include <linux/sockios.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 static uint32_t pow2_at_least(uint32_t n) {
   uint32_t c = 1;
@@ -75,6 +77,7 @@ static void congest(ls_port *p) {
   ls_runtime *rt = p->rt;
   p->congested = true;
   p->stalled = false;
+  p->backlog_seen = UINT64_MAX; /* the watchdog's first look only notes it */
   p->congested_since = rt->mono;
   p->cong_next = rt->congested;
   rt->congested = p;
@@ -98,6 +101,26 @@ static void uncongest(ls_port *p) {
 void ls_port_stall(ls_port *p) {
   p->stalled = true;
   release_waiters(p);
+}
+
+void ls_port_watch(ls_port *p) {
+  ls_runtime *rt = p->rt;
+  if (p->ops->backlog) {
+    uint64_t b = p->ops->backlog(p);
+    if (b != UINT64_MAX && p->backlog_seen != UINT64_MAX && b < p->backlog_seen) {
+      p->last_progress = rt->mono; /* the peer is reading: slowly, but it is there */
+      p->stalled = false;
+    }
+    p->backlog_seen = b;
+  }
+  uint64_t since = p->last_progress > p->congested_since ? p->last_progress : p->congested_since;
+  if (!p->stalled && rt->mono - since >= LS_STALL_NS) ls_port_stall(p);
+}
+
+uint64_t ls_fd_backlog(int fd) {
+  int n;
+  if (fd < 0 || ioctl(fd, SIOCOUTQ, &n) != 0 || n < 0) return UINT64_MAX;
+  return (uint64_t)n;
 }
 
 bool ls_port_batch_done(ls_port *in) {
@@ -146,6 +169,9 @@ void ls_port_txq_sent(ls_port *p, uint32_t n) {
     p->txq_len--;
   }
   p->last_progress = p->rt->mono;
+  /* A stalled peer that takes frames again is alive, only slow (a VM descheduled, a
+   * starved reader): its inputs wait for it again instead of losing frames at its bound. */
+  p->stalled = false;
   if (p->congested && p->txq_len <= p->lowat) uncongest(p);
 }
 

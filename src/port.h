@@ -19,7 +19,9 @@
  * mark, so its frames wait in the kernel (pushing back on the sender, as a VM's
  * virtqueue does) instead of being dropped. A congested port that makes no progress for
  * LS_STALL_NS is "stalled": it stops holding inputs back and simply drops at its bound,
- * so a peer that stops reading costs the others at most that long, once.
+ * so a peer that stops reading costs the others at most that long, once. Progress is
+ * frames sent, or the peer draining its socket (ops->backlog): a stalled port that makes
+ * progress again is alive after all (a slow or starved peer) and holds inputs again.
  *
  * State: admin (port:up()/down()) and link (the peer is there). Frames flow only when
  * both are up. Every change raises one LS_EV_PORT event; going down flushes the port's
@@ -120,6 +122,10 @@ typedef struct ls_port_ops {
   void (*destroy)(ls_port *p);
   /* data plane: fill kind-specific description (optional). */
   void (*describe)(ls_port *p, struct ls_port_info *out);
+  /* data plane (optional): bytes sent that the peer has not taken yet (ls_fd_backlog), or
+   * UINT64_MAX when unknown. The stall watchdog counts a shrinking backlog as progress: a
+   * slow reader frees socket space long before the kernel reports the socket writable. */
+  uint64_t (*backlog)(ls_port *p);
 } ls_port_ops;
 
 enum ls_vlan_mode { LS_VLAN_ACCESS = 0, LS_VLAN_TRUNK = 1 };
@@ -185,6 +191,7 @@ struct ls_port {
   /* backpressure, as an output */
   bool congested, stalled;
   uint64_t congested_since, last_progress;
+  uint64_t backlog_seen; /* ops->backlog at the watchdog's last look (UINT64_MAX: none) */
   uint32_t hiwat, lowat;
   ls_port **waiters; /* inputs paused on this port */
   uint32_t nwaiters, waiters_cap;
@@ -344,6 +351,14 @@ void ls_port_txq_sent(ls_port *p, uint32_t n);
 void ls_port_txq_drop(ls_port *p, uint32_t n, uint64_t *counter);
 /* Data plane: the runtime's watchdog found p stalled. */
 void ls_port_stall(ls_port *p);
+
+/* Data plane: the watchdog's look at a congested port every 10 ms. Progress is frames
+ * sent (ls_port_txq_sent) or the peer draining the socket (ops->backlog shrank); none for
+ * LS_STALL_NS stalls the port, and any ends a stall. */
+void ls_port_watch(ls_port *p);
+
+/* Bytes written to socket fd that its peer has not read yet (SIOCOUTQ), or UINT64_MAX. */
+uint64_t ls_fd_backlog(int fd);
 /* Release the frames on the queue, counting them as tx_down. */
 void ls_port_drain_queue(ls_port *p);
 /* The link went up or down (peer appeared or hung up). Raises an event. */

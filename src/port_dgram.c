@@ -388,6 +388,10 @@ static void dgram_update(ls_port *p) {
   update_poll(D(p));
 }
 
+static uint64_t dgram_backlog(ls_port *p) {
+  return ls_fd_backlog(D(p)->fd);
+}
+
 static const ls_port_ops socketpair_ops = {
     .kind = "socketpair",
     .update = dgram_update,
@@ -396,6 +400,7 @@ static const ls_port_ops socketpair_ops = {
     .detach = dgram_detach,
     .destroy = dgram_destroy,
     .describe = dgram_describe,
+    .backlog = dgram_backlog,
 };
 
 static const ls_port_ops unix_ops = {
@@ -406,6 +411,7 @@ static const ls_port_ops unix_ops = {
     .detach = dgram_detach,
     .destroy = dgram_destroy,
     .describe = dgram_describe,
+    .backlog = dgram_backlog,
 };
 
 static dgram_port *dgram_alloc(ls_runtime *rt, const ls_port_config *cfg, const ls_port_ops *ops,

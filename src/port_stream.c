@@ -454,6 +454,10 @@ static void stream_describe(ls_port *p, ls_port_info *o) {
   o->role = s->listening ? "listen" : "connect";
 }
 
+static uint64_t stream_backlog(ls_port *p) {
+  return ls_fd_backlog(SP(p)->fd);
+}
+
 static const ls_port_ops stream_ops = {
     .kind = "stream",
     .attach = stream_attach,
@@ -462,6 +466,7 @@ static const ls_port_ops stream_ops = {
     .detach = stream_detach,
     .destroy = stream_destroy,
     .describe = stream_describe,
+    .backlog = stream_backlog,
 };
 
 /* Bind, replacing a stale unix socket file (nobody listening) but never a live one. */

@@ -714,6 +714,11 @@ static void vde_describe(ls_port *p, ls_port_info *o) {
   }
 }
 
+static uint64_t vde_backlog(ls_port *p) {
+  vde_client *c = V(p)->client;
+  return c ? ls_fd_backlog(c->data_fd) : UINT64_MAX;
+}
+
 static const ls_port_ops vde_ops = {
     .kind = "vde",
     .attach = vde_attach,
@@ -722,6 +727,7 @@ static const ls_port_ops vde_ops = {
     .detach = vde_detach,
     .destroy = vde_destroy,
     .describe = vde_describe,
+    .backlog = vde_backlog,
 };
 
 /* Create or take over the directory, and learn its absolute name. */

@@ -208,14 +208,12 @@ void ls_rt_flush(ls_runtime *rt) {
 }
 
 /* Every 10 ms while some port is congested: a port that made no progress for
- * LS_STALL_NS stops holding its inputs back (port.h). */
+ * LS_STALL_NS stops holding its inputs back, one that makes progress again holds them
+ * again (ls_port_watch, port.h). */
 static void on_cong_timer(uv_timer_t *t) {
   ls_runtime *rt = t->data;
   ls_rt_tick(rt);
-  for (ls_port *p = rt->congested; p; p = p->cong_next) {
-    uint64_t since = p->last_progress > p->congested_since ? p->last_progress : p->congested_since;
-    if (!p->stalled && rt->mono - since >= LS_STALL_NS) ls_port_stall(p);
-  }
+  for (ls_port *p = rt->congested; p; p = p->cong_next) ls_port_watch(p);
   if (!rt->congested) {
     uv_timer_stop(&rt->cong_timer);
     rt->cong_timer_on = false;
