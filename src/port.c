@@ -100,6 +100,7 @@ static void uncongest(ls_port *p) {
 
 void ls_port_stall(ls_port *p) {
   p->stalled = true;
+  p->st.stalls++;
   release_waiters(p);
 }
 

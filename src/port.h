@@ -102,6 +102,7 @@ typedef struct ls_port_stats {
   uint64_t rx_bpdu;             /* STP BPDUs taken by the switch's STP (not forwarded) */
   uint64_t hangups;             /* times the peer went away */
   uint64_t learn_holds;         /* times its input was held for going over learn_limit */
+  uint64_t stalls;              /* times it was declared stalled (no progress for LS_STALL_NS) */
   ls_port_drops drops;
 } ls_port_stats;
 

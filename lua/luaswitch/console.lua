@@ -92,7 +92,7 @@ local FDB_COUNTERS = { learned = "MACs learned", moved = "MAC moves", aged = "en
 local PORT_COUNTERS = { rx_frames = "frames received", rx_bytes = "bytes received",
   rx_forwarded = "received frames forwarded", rx_control = "control frames consumed",
   tx_queued = "frames queued for sending", tx_frames = "frames sent", tx_bytes = "bytes sent",
-  hangups = "peer hangups" }
+  hangups = "peer hangups", stalls = "times the peer was declared stalled" }
 local RUNTIME_COUNTERS = { wakeups = "data-plane wake-ups", batches = "receive batches",
   commands = "commands applied", events_lost = "events dropped because the ring was full" }
 local RUNTIME_GAUGES = { buffers_live = "frame buffers in use",

@@ -76,6 +76,7 @@ static int p_stats(lua_State *L) {
   lsl_setint(L, t, "sent", st.sent);
   lsl_setint(L, t, "learn_refused", st.learn_refused);
   lsl_setint(L, t, "learn_holds", st.learn_holds);
+  lsl_setint(L, t, "stalls", st.stalls);
   lsl_setint(L, t, "rx_bpdu", st.rx_bpdu);
   lsl_setint(L, t, "rx_duplicated", st.rx_duplicated);
   lsl_setint(L, t, "tx_duplicated", st.tx_duplicated);
