@@ -261,6 +261,8 @@ describe("peers that misbehave", function()
     eps.c:drain()
     local sink = eps.b:start_receiving { seq_offset = 14 }
     local sender = eps.a:start_sending { frame = S.frame(1, 2, { size = 64 }), seq_offset = 14 }
+    S.eventually(function() return sender:progress() > 0 end, 5, "the sender to start")
+    local before = sender:progress()
     for i = 1, 50 do
       local p = sw:port { kind = "socketpair", name = "tmp" .. i }
       local ep = p:endpoint()
@@ -271,9 +273,10 @@ describe("peers that misbehave", function()
       assert.is_nil(ep:recv(0)) -- nothing reaches a removed port
       ep:close()
     end
+    local during = sender:progress() - before
     local sent = sender:stop()
     local got = sink:wait { frames = sent.frames + 50, timeout = 2 }
-    assert.is_true(sent.frames > 1000)
+    assert.is_true(during > 0, "the sender sent while the ports came and went")
     -- every sequenced frame arrived, in order (plus the short floods of the temporary ports)
     assert.equal(sent.frames, got.in_order)
     assert.equal(0, got.gaps)
