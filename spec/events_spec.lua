@@ -25,11 +25,7 @@ describe("events and table policy", function()
   end)
 
   after_each(function()
-    if sw and not sw.closed then
-      for _, p in pairs(ports) do if not p.closed then S.check_counters(p) end end
-    end
-    for _, ep in pairs(eps or {}) do ep:close() end
-    if sw then sw:close() end
+    S.teardown(sw, ports, eps)
     sw, ports, eps = nil, nil, nil
     luaswitch.clock("real")
     luaswitch.dispatch(0)

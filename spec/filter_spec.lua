@@ -28,9 +28,7 @@ describe("filters", function()
   end)
 
   after_each(function()
-    for _, p in pairs(ports) do if not p.closed then S.check_counters(p) end end
-    for _, ep in pairs(eps) do ep:close() end
-    sw:close()
+    S.teardown(sw, ports, eps)
   end)
 
   it("drop ARP but pass the rest, with per-rule counters", function()
@@ -339,9 +337,7 @@ describe("bad policy input", function()
   end)
 
   after_each(function()
-    for _, p in pairs(ports) do if not p.closed then S.check_counters(p) end end
-    for _, ep in pairs(eps) do ep:close() end
-    sw:close()
+    S.teardown(sw, ports, eps)
   end)
 
   it("rejects VLAN ids 0, 4095 and 5000, naming the option, and keeps the old setting", function()

@@ -30,9 +30,7 @@ describe("impairments", function()
 
   after_each(function()
     if luaswitch.clock() == "manual" then luaswitch.clock("real") end
-    for _, p in pairs(ports) do if not p.closed then S.check_counters(p) end end
-    for _, ep in pairs(eps) do ep:close() end
-    sw:close()
+    S.teardown(sw, ports, eps)
   end)
 
   -- Send n numbered frames from a to b at full speed and return the sink's result.

@@ -192,6 +192,17 @@ function S.check_counters(p)
   assert(ok, ("port %s: counters do not add up: %s"):format(p.name, table.concat(report, "; ")))
 end
 
+--- The end of a test on switch sw with ports and endpoints (tables by name, as S.hosts
+-- returns them; either may be nil): every open port's counters must add up
+-- (S.check_counters), then the endpoints and the switch are closed.
+function S.teardown(sw, ports, eps)
+  if sw and not sw.closed then
+    for _, p in pairs(ports or {}) do if not p.closed then S.check_counters(p) end end
+  end
+  for _, ep in pairs(eps or {}) do ep:close() end
+  if sw then sw:close() end
+end
+
 --- Assert that every port of switch sw accounts for its frames (sw:audit()).
 function S.audit(sw)
   local report

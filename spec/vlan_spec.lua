@@ -27,9 +27,7 @@ describe("VLANs", function()
   end)
 
   after_each(function()
-    for _, p in pairs(ports) do if not p.closed then S.check_counters(p) end end
-    for _, ep in pairs(eps) do ep:close() end
-    sw:close()
+    S.teardown(sw, ports, eps)
   end)
 
   it("keeps access ports of VLAN 10 and VLAN 20 apart, on one switch", function()
@@ -177,9 +175,7 @@ describe("port flags", function()
   end)
 
   after_each(function()
-    for _, p in pairs(ports) do if not p.closed then S.check_counters(p) end end
-    for _, ep in pairs(eps) do ep:close() end
-    sw:close()
+    S.teardown(sw, ports, eps)
   end)
 
   local function learn(name, n)
