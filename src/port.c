@@ -98,7 +98,7 @@ static void uncongest(ls_port *p) {
   release_waiters(p);
 }
 
-void ls_port_stall(ls_port *p) {
+static void stall(ls_port *p) {
   p->stalled = true;
   p->st.stalls++;
   release_waiters(p);
@@ -115,7 +115,7 @@ void ls_port_watch(ls_port *p) {
     p->backlog_seen = b;
   }
   uint64_t since = p->last_progress > p->congested_since ? p->last_progress : p->congested_since;
-  if (!p->stalled && rt->mono - since >= LS_STALL_NS) ls_port_stall(p);
+  if (!p->stalled && rt->mono - since >= LS_STALL_NS) stall(p);
 }
 
 uint64_t ls_fd_backlog(int fd) {

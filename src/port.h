@@ -350,9 +350,6 @@ void ls_port_txq_sent(ls_port *p, uint32_t n);
 /* The first n frames of the queue could not be sent: count them in *counter (one of
  * p->st.drops), release them. */
 void ls_port_txq_drop(ls_port *p, uint32_t n, uint64_t *counter);
-/* Data plane: the runtime's watchdog found p stalled. */
-void ls_port_stall(ls_port *p);
-
 /* Data plane: the watchdog's look at a congested port every 10 ms. Progress is frames
  * sent (ls_port_txq_sent) or the peer draining the socket (ops->backlog shrank); none for
  * LS_STALL_NS stalls the port, and any ends a stall. */
