@@ -24,13 +24,15 @@ static void poll_for(ls_runtime *rt, int ms) {
   }
 }
 
-/* Frames read from the stream but left in the port's buffer when an output it feeds got
- * congested must be forwarded once that output drains — even if the peer sends nothing
- * more (they used to wait for the peer's next bytes). */
-static void test_backpressure_resumes_buffered_frames(void) {
+/* A runtime run by the test's own thread, and a plain switch on it. */
+static ls_runtime *inline_runtime(void) {
   ls_runtime *rt = ls_runtime_new(0);
   CHECK(rt != NULL);
   CHECK_EQ(ls_runtime_start_inline(rt), 0);
+  return rt;
+}
+
+static ls_switch *new_switch(ls_runtime *rt) {
   ls_switch_config sc;
   memset(&sc, 0, sizeof(sc));
   snprintf(sc.name, sizeof(sc.name), "s");
@@ -41,6 +43,16 @@ static void test_backpressure_resumes_buffered_frames(void) {
   ls_switch *sw = ls_switch_new(rt, &sc, &err);
   CHECK(sw != NULL);
   CHECK_EQ(ls_switch_attach(sw), 0);
+  return sw;
+}
+
+/* Frames read from the stream but left in the port's buffer when an output it feeds got
+ * congested must be forwarded once that output drains — even if the peer sends nothing
+ * more (they used to wait for the peer's next bytes). */
+static void test_backpressure_resumes_buffered_frames(void) {
+  ls_runtime *rt = inline_runtime();
+  ls_switch *sw = new_switch(rt);
+  int err = 0;
 
   char where[128];
   ls_port_config pc;
@@ -125,19 +137,9 @@ static uint64_t mono(void) {
  * budget, though nothing it feeds is congested — and stopping for the slice holds nothing
  * back (the port reads again on the next loop iteration). */
 static void test_read_slice(void) {
-  ls_runtime *rt = ls_runtime_new(0);
-  CHECK(rt != NULL);
-  CHECK_EQ(ls_runtime_start_inline(rt), 0);
-  ls_switch_config sc;
-  memset(&sc, 0, sizeof(sc));
-  snprintf(sc.name, sizeof(sc.name), "s");
-  sc.aging = LS_AGING_DEFAULT;
-  sc.max_macs = 64;
-  sc.vlan_tpid = LS_ETH_P_8021Q;
+  ls_runtime *rt = inline_runtime();
+  ls_switch *sw = new_switch(rt);
   int err = 0;
-  ls_switch *sw = ls_switch_new(rt, &sc, &err);
-  CHECK(sw != NULL);
-  CHECK_EQ(ls_switch_attach(sw), 0);
   ls_port_config pc;
   ls_port_config_defaults(&pc);
   snprintf(pc.name, sizeof(pc.name), "in");
