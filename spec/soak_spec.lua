@@ -31,9 +31,9 @@ local SECONDS = tonumber(os.getenv("LS_SOAK_SECONDS") or (S.SANITIZER and 20 or 
 -- then. The goal is 50 ms (LS_SOAK_MAX_PAUSE=0.05): met in one-minute runs and a
 -- ten-minute one on the otherwise idle machine, exceeded by up to 40 ms with other jobs
 -- beside it (README, "Soak"), so the default bound is 100 ms, tight enough to catch any of
--- the 100-600 ms pauses this spec used to see. Under a sanitizer the data plane runs several times slower and the bound is
--- a stall guard of one second. The figures, and the chaos actions under way during the
--- longest pause, are always printed.
+-- the 100-600 ms pauses this spec used to see. Under a sanitizer the data plane runs
+-- several times slower and the bound is a stall guard of one second. The figures, and the
+-- chaos actions under way during the longest pause, are always printed.
 local MAX_PAUSE = tonumber(os.getenv("LS_SOAK_MAX_PAUSE") or (S.SANITIZER and "1.0" or "0.1"))
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
