@@ -33,7 +33,8 @@ luaswitch = require "luaswitch"
 local frame = require "luaswitch.frame"
 sw = luaswitch.switch "lab"
 local a = sw:port { kind = "socketpair", name = "a" }
-local b = sw:port { kind = "socketpair", name = "b" }
+-- b's queue outlasts a sink thread starved past the stall time on a busy machine
+local b = sw:port { kind = "socketpair", name = "b", txqlen = 65536 }
 sw:port { kind = "socketpair", name = "c" }
 local ea, eb = a:endpoint(), b:endpoint()
 eb:send(frame.ethernet { src = frame.mac(2), dst = frame.BROADCAST, size = 60 })

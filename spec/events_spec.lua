@@ -39,6 +39,14 @@ describe("events and table policy", function()
     end
   end
 
+  -- send a frame on port p's peer and wait until the switch has read it (a frame nothing
+  -- else waits for: its events may then be dispatched by settle())
+  local function arrive(p, f)
+    local before = ports[p]:stats().rx_frames
+    eps[p]:send(f)
+    S.eventually(function() return ports[p]:stats().rx_frames > before end, 5, "the switch to read the frame")
+  end
+
   -- dispatch until nothing more arrives for a moment (events are asynchronous)
   local function settle()
     repeat until luaswitch.dispatch(0.05) == 0
@@ -203,7 +211,7 @@ describe("events and table policy", function()
     assert.equal(2, #asked)
     assert.equal(0, #sw:fdb())
     assert.equal(1, ports.b:stats().drops.admission)
-    eps.b:send(S.frame(2, S.BCAST)) -- still pending: no second request
+    arrive("b", S.frame(2, S.BCAST)) -- still pending: no second request
     settle()
     assert.equal(2, #asked)
     -- the answers
@@ -213,17 +221,17 @@ describe("events and table policy", function()
     eps.b:send(S.frame(2, S.BCAST))
     assert.truthy(eps.c:recv(1))
     -- pending requests expire: asked again after 5 s
-    eps.a:send(S.frame(5, S.BCAST))
+    arrive("a", S.frame(5, S.BCAST))
     settle()
     assert.equal(3, #asked)
     luaswitch.advance(5)
-    eps.a:send(S.frame(5, S.BCAST))
+    arrive("a", S.frame(5, S.BCAST))
     settle()
     assert.equal(4, #asked)
     -- turning admission off learns normally again
     ports.a:set { admission = false }
     assert.is_false(ports.a:info().admission)
-    eps.a:send(S.frame(5, S.BCAST))
+    arrive("a", S.frame(5, S.BCAST))
     settle()
     assert.equal(ports.a, S.entry(sw, S.mac(5)).port)
   end)
@@ -232,7 +240,7 @@ describe("events and table policy", function()
     setup { name = "list" }
     ports.a:set { admission = "drop" }
     sw:admission(luaswitch.admit_only { "02:00:00:00:00:01", ["02-00-00-00-00-02"] = true })
-    for i = 1, 3 do eps.a:send(S.frame(i, S.BCAST)) end -- dropped while they wait
+    for i = 1, 3 do arrive("a", S.frame(i, S.BCAST)) end -- dropped while they wait
     settle()
     assert.is_nil(eps.b:recv(0.05))
     assert.equal(3, ports.a:stats().drops.admission)
@@ -242,7 +250,7 @@ describe("events and table policy", function()
     local old = luaswitch.report
     luaswitch.report = function(m) reports[#reports + 1] = m end
     sw:admission(function() error("policy broke") end)
-    eps.a:send(S.frame(4, S.BCAST))
+    arrive("a", S.frame(4, S.BCAST))
     settle()
     luaswitch.report = old
     assert.equal(1, #reports)

@@ -136,14 +136,14 @@ describe("filters", function()
   it("polices frames per second with a burst, and bits per second", function()
     ports.a:filter("in", { { action = "police", pps = 0.001, burst = 10 } })
     for i = 1, 50 do eps.a:send(marked(1, S.BCAST, i)) end
-    local got = S.collect(eps.b, 0.3)
+    local got = S.collect_n(eps.b, 10)
     assert.equal(10, #got)
     assert.equal(40, ports.a:stats().drops.police)
     assert.equal(40, ports.a:filter("in")[1].limited)
     assert.equal(50, ports.a:filter("in")[1].matches)
     ports.a:filter("in", { { action = "police", bps = 1000, burst = 1000 } }) -- 1000 bytes: 16 frames of 60
     for i = 1, 30 do eps.a:send(marked(1, S.BCAST, i)) end
-    assert.equal(16, #S.collect(eps.b, 0.3))
+    assert.equal(16, #S.collect_n(eps.b, 16))
     assert.same({ 1000, 1000 }, { ports.a:filter("in")[1].bps, ports.a:filter("in")[1].burst })
   end)
 
@@ -192,7 +192,7 @@ describe("filters", function()
     local marks = {}
     sw:on("sample", function(ev) marks[#marks + 1] = ev.frame:byte(15) end)
     for i = 1, 100 do eps.a:send(marked(1, S.BCAST, i)) end
-    assert.equal(100, #S.collect(eps.b, 0.3))
+    assert.equal(100, #S.collect_n(eps.b, 100))
     S.eventually(function() return #marks == 10 end, 5, "10 samples")
     assert.same({ 10, 20, 30, 40, 50, 60, 70, 80, 90, 100 }, marks)
   end)

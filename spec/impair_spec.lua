@@ -121,7 +121,7 @@ describe("impairments", function()
     local dt = luaswitch.monotime() - t0
     assert.is_true(dt >= 0.019, ("first frame after %.3f s"):format(dt))
     local got = { seq_of(first) }
-    for _, f in ipairs(S.collect(eps.b, 0.2)) do got[#got + 1] = seq_of(f) end
+    for _, f in ipairs(S.collect_n(eps.b, 199)) do got[#got + 1] = seq_of(f) end
     assert.equal(200, #got)
     for i = 1, 200 do assert.equal(i, got[i]) end
   end)
@@ -243,10 +243,10 @@ describe("impairments", function()
     local waiting = ports.b:impair().out.waiting
     assert.is_true(waiting > 0)
     ports.b:impair(nil) -- reset: what waited goes now, the clock did not move
-    assert.equal(waiting, #S.collect(eps.b, 0.2))
+    assert.equal(waiting, #S.collect_n(eps.b, waiting))
     assert.same({ down = false }, ports.b:impair())
     for i = 1, 100 do eps.a:send(seq(i)) end
-    assert.equal(100, #S.collect(eps.b, 0.2))
+    assert.equal(100, #S.collect_n(eps.b, 100))
   end)
 
   it("is set and read back while traffic flows, and reaches zero loss the moment it is reset", function()

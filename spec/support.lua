@@ -40,7 +40,21 @@ function S.hosts(sw, names)
   return ports, eps
 end
 
---- Receive every frame that arrives on endpoint `ep` within `window` seconds.
+--- Receive frames on endpoint `ep` until `n` have arrived (waiting at most `timeout` s,
+-- default 5, for each), then any more that arrive within `quiet` s (default 0.05): a count
+-- that does not depend on how fast the machine is, and still shows extras.
+function S.collect_n(ep, n, timeout, quiet)
+  local got = {}
+  while #got < n do
+    local f = ep:recv(timeout or 5)
+    if not f then return got end
+    got[#got + 1] = f
+  end
+  for _, f in ipairs(S.collect(ep, quiet or 0.05)) do got[#got + 1] = f end
+  return got
+end
+
+-- Receive every frame that arrives on endpoint `ep` within `window` seconds.
 function S.collect(ep, window)
   local got = {}
   local deadline = luaswitch.monotime() + (window or 0.2)

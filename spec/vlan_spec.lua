@@ -178,8 +178,12 @@ describe("port flags", function()
     S.teardown(sw, ports, eps)
   end)
 
+  -- a broadcast from MAC n on port `name`; once the switch has read it, take the flood's
+  -- copies off the other ports (which of them get one depends on the flags under test)
   local function learn(name, n)
+    local before = ports[name]:stats().rx_frames
     eps[name]:send(S.frame(n, S.BCAST))
+    S.eventually(function() return ports[name]:stats().rx_frames > before end, 5, "the switch to read it")
     for k, ep in pairs(eps) do if k ~= name then S.collect(ep, 0.03) end end
   end
 
