@@ -39,13 +39,9 @@ describe("events and table policy", function()
     end
   end
 
-  -- send a frame on port p's peer and wait until the switch has read it (a frame nothing
-  -- else waits for: its events may then be dispatched by settle())
-  local function arrive(p, f)
-    local before = ports[p]:stats().rx_frames
-    eps[p]:send(f)
-    S.eventually(function() return ports[p]:stats().rx_frames > before end, 5, "the switch to read the frame")
-  end
+  -- send a frame on port p's peer and wait until the switch has read it (its events may
+  -- then be dispatched by settle())
+  local function arrive(p, f) S.sent(ports[p], eps[p], f) end
 
   -- dispatch until nothing more arrives for a moment (events are asynchronous)
   local function settle()

@@ -54,6 +54,26 @@ function S.collect_n(ep, n, timeout, quiet)
   return got
 end
 
+-- Receive on endpoint `ep` until the exact frame `want` arrives (at most `timeout` s, default
+-- 1, for each frame), skipping others (say, late copies of an earlier flood). Returns the
+-- frame (nil if it never came) and the list of frames skipped.
+function S.await(ep, want, timeout)
+  local skipped = {}
+  while true do
+    local f = ep:recv(timeout or 1)
+    if f == nil or f == want then return f, skipped end
+    skipped[#skipped + 1] = f
+  end
+end
+
+-- Send frame f from endpoint `ep` into `port` and wait until the switch has read it (for a
+-- frame nothing else can be waited on for: dropped, or only raising events).
+function S.sent(port, ep, f)
+  local before = port:stats().rx_frames
+  ep:send(f)
+  S.eventually(function() return port:stats().rx_frames > before end, 5, "the switch to read the frame")
+end
+
 -- Receive every frame that arrives on endpoint `ep` within `window` seconds.
 function S.collect(ep, window)
   local got = {}

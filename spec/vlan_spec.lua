@@ -181,9 +181,7 @@ describe("port flags", function()
   -- a broadcast from MAC n on port `name`; once the switch has read it, take the flood's
   -- copies off the other ports (which of them get one depends on the flags under test)
   local function learn(name, n)
-    local before = ports[name]:stats().rx_frames
-    eps[name]:send(S.frame(n, S.BCAST))
-    S.eventually(function() return ports[name]:stats().rx_frames > before end, 5, "the switch to read it")
+    S.sent(ports[name], eps[name], S.frame(n, S.BCAST))
     for k, ep in pairs(eps) do if k ~= name then S.collect(ep, 0.03) end end
   end
 
