@@ -199,6 +199,7 @@ static void forget_waiter(ls_port *p) {
     }
   }
   ls_rt_learn_forget(p->rt, p);
+  ls_rt_rx_forget(p->rt, p);
   p->blocked = 0;
   p->nfed = 0;
 }

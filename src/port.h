@@ -127,6 +127,11 @@ typedef struct ls_port_ops {
    * UINT64_MAX when unknown. The stall watchdog counts a shrinking backlog as progress: a
    * slow reader frees socket space long before the kernel reports the socket writable. */
   uint64_t (*backlog)(ls_port *p);
+  /* data plane (required of a kind that holds received work in user space): go on reading
+   * it, as a read callback would; called from the loop after ls_rt_rx_ready(), only while
+   * the port is attached and not paused. Like a read, it lists the port again if it ends
+   * with work left. */
+  void (*resume)(ls_port *p);
 } ls_port_ops;
 
 enum ls_vlan_mode { LS_VLAN_ACCESS = 0, LS_VLAN_TRUNK = 1 };
@@ -219,6 +224,9 @@ struct ls_port {
   uint64_t learn_last, learn_until;
   bool learn_held;
   ls_port *learn_next;
+  /* received work held in user space: on the runtime's rx_ready list (ls_rt_rx_ready) */
+  bool rx_listed;
+  ls_port *rx_next;
 };
 
 #define LS_NETNS_NAME_MAX 256
@@ -342,7 +350,8 @@ static inline void ls_port_fed(ls_port *in, ls_port *out) {
 }
 /* End of an input batch (after the flush): wait on the outputs that are still congested,
  * and hold the port while it is over its learn_limit. Returns true when the port must stop
- * reading for now: paused, or its time slice (LS_RX_SLICE_NS) is spent. */
+ * reading for now: paused, or its time slice (rt->rx_slice_ns) is spent. A kind that then
+ * holds received work in user space lists the port with ls_rt_rx_ready (runtime.h). */
 bool ls_port_batch_done(ls_port *in);
 /* The kind sent the first n frames of the queue: count them, release them, note the
  * progress. */

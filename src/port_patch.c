@@ -6,10 +6,11 @@
  * one end queues for sending is what the other end receives: the receiving end reads
  * straight from its peer's transmit queue (no copy, no syscall), counting each frame as
  * sent by the peer and received by itself, and feeds it to its own switch like any
- * received frame. Reading is driven by a uv_idle handle that runs once per loop
- * iteration while the peer has frames queued, at most LS_RX_BUDGET frames a time in
- * batches of LS_BATCH, so a loop of cables (a broadcast storm in a ring) costs CPU and
- * frames like a real one — dropped at the queues' bounds — but never holds the loop.
+ * received frame. Those frames are received work held in user space (runtime.h): while the
+ * peer has frames queued the port is on the runtime's rx_ready list, and reads once per
+ * loop iteration, at most LS_RX_BUDGET frames a time (or its slice) in batches of
+ * LS_BATCH, so a loop of cables (a broadcast storm in a ring) costs CPU and frames like a
+ * real one — dropped at the queues' bounds — but never holds the loop.
  * Backpressure works as between real ports: a receiving end whose batch fed congested
  * ports stops reading, so frames wait on the peer's queue and congest it in turn.
  *
@@ -29,9 +30,6 @@ typedef struct patch_port {
   ls_port base;
   struct patch_port *peer;
   ls_port *want_peer; /* given at creation: cabled at attach */
-  uv_idle_t idle;
-  bool idle_on;
-  bool handle_open;
 } patch_port;
 
 static const ls_port_ops patch_ops;
@@ -44,25 +42,16 @@ bool ls_port_is_patch(const ls_port *p) {
   return p->ops == &patch_ops;
 }
 
-static void on_idle(uv_idle_t *h);
-
-/* Read (the peer's queue) while there is something and backpressure allows. */
+/* Read (the peer's queue) on the next loop iteration while there is something and
+ * backpressure allows. */
 static void update(patch_port *c) {
-  bool want = c->peer && c->peer->base.txq_len && c->base.blocked == 0 && !c->base.closing;
-  if (want == c->idle_on) return;
-  if (want)
-    uv_idle_start(&c->idle, on_idle);
-  else
-    uv_idle_stop(&c->idle);
-  c->idle_on = want;
+  if (c->peer && c->peer->base.txq_len && c->base.blocked == 0 && c->base.attached)
+    ls_rt_rx_ready(c->base.rt, &c->base);
 }
 
-static void on_idle(uv_idle_t *h) {
-  patch_port *c = h->data;
-  ls_port *p = &c->base;
+static void patch_resume(ls_port *p) {
+  patch_port *c = P(p);
   ls_runtime *rt = p->rt;
-  ls_rt_tick(rt);
-  rt->stats.wakeups++;
   uint32_t budget = LS_RX_BUDGET;
   while (c->peer && budget && p->blocked == 0) {
     ls_port *q = &c->peer->base;
@@ -108,17 +97,9 @@ static int patch_attach(ls_port *p) {
       return -EINVAL;
     if (P(q)->peer) return -EBUSY;
   }
-  int r = uv_idle_init(&p->rt->loop, &c->idle);
-  if (r) return r;
-  c->idle.data = c;
-  c->handle_open = true;
   if (c->want_peer) cable(c, P(c->want_peer));
   c->want_peer = NULL;
   return 0;
-}
-
-static void on_closed(uv_handle_t *h) {
-  ls_port_release(&((patch_port *)h->data)->base);
 }
 
 static void patch_detach(ls_port *p) {
@@ -130,9 +111,7 @@ static void patch_detach(ls_port *p) {
     update(o);
     ls_port_set_link(&o->base, false, LS_REASON_HANGUP);
   }
-  uv_idle_stop(&c->idle);
-  c->idle_on = false;
-  uv_close((uv_handle_t *)&c->idle, on_closed);
+  ls_port_release(p); /* no handle of its own */
 }
 
 static void patch_destroy(ls_port *p) {
@@ -153,6 +132,7 @@ static const ls_port_ops patch_ops = {
     .detach = patch_detach,
     .destroy = patch_destroy,
     .describe = patch_describe,
+    .resume = patch_resume,
 };
 
 ls_port *ls_port_patch_new(ls_runtime *rt, const ls_port_config *cfg, ls_port *peer, int *err,

@@ -29,7 +29,74 @@ void ls_rt_tick(ls_runtime *rt) {
 }
 
 bool ls_rt_slice_spent(const ls_runtime *rt) {
-  return mono_ns() - rt->mono >= LS_RX_SLICE_NS;
+  return mono_ns() - rt->mono >= rt->rx_slice_ns;
+}
+
+/* ---- received work held in user space (runtime.h) ---------------------------------------- */
+
+static void on_rx_idle(uv_idle_t *h) {
+  ls_runtime *rt = h->data;
+  /* One turn for each port listed before it began: a port that lists itself again waits
+   * for the next loop iteration, after the descriptors have been polled. */
+  rt->rx_running = rt->rx_ready;
+  rt->rx_ready = NULL;
+  while (rt->rx_running) {
+    ls_port *p = rt->rx_running;
+    rt->rx_running = p->rx_next;
+    p->rx_next = NULL;
+    p->rx_listed = false;
+    if (!p->attached || p->closing || p->blocked) continue; /* resuming lists it again */
+    ls_rt_tick(rt);
+    rt->stats.wakeups++;
+    p->ops->resume(p);
+    ls_rt_flush(rt);
+  }
+  if (!rt->rx_ready && rt->rx_idle_on) {
+    uv_idle_stop(&rt->rx_idle);
+    rt->rx_idle_on = false;
+  }
+}
+
+void ls_rt_rx_ready(ls_runtime *rt, ls_port *p) {
+  if (p->rx_listed || p->closing) return;
+  p->rx_listed = true;
+  p->rx_next = rt->rx_ready;
+  rt->rx_ready = p;
+  if (!rt->rx_idle_on) {
+    uv_idle_start(&rt->rx_idle, on_rx_idle);
+    rt->rx_idle_on = true;
+  }
+}
+
+void ls_rt_rx_forget(ls_runtime *rt, ls_port *p) {
+  if (!p->rx_listed) return;
+  ls_port **lists[2] = {&rt->rx_ready, &rt->rx_running};
+  for (int i = 0; i < 2; i++)
+    for (ls_port **pp = lists[i]; *pp; pp = &(*pp)->rx_next)
+      if (*pp == p) {
+        *pp = p->rx_next;
+        p->rx_next = NULL;
+        p->rx_listed = false;
+        return;
+      }
+}
+
+typedef struct {
+  uint64_t ns;
+} slice_arg;
+
+static int cmd_set_rx_slice(ls_runtime *rt, ls_cmd *cmd) {
+  rt->rx_slice_ns = ((slice_arg *)cmd->arg)->ns;
+  return 0;
+}
+
+int ls_runtime_set_rx_slice(ls_runtime *rt, uint64_t ns) {
+  slice_arg a = {ns};
+  if (!rt->running) {
+    rt->rx_slice_ns = ns;
+    return 0;
+  }
+  return ls_runtime_call(rt, cmd_set_rx_slice, &a);
 }
 
 /* ---- events -------------------------------------------------------------------------------- */
@@ -326,6 +393,13 @@ ls_runtime *ls_runtime_new(uint32_t ring_capacity) {
   pthread_cond_init(&rt->cv, NULL);
   rt->event_fd = -1;
   rt->ring_capacity = ring_capacity ? ring_capacity : LS_EVENT_RING;
+  rt->rx_slice_ns = LS_RX_SLICE_NS;
+  const char *slice = getenv("LUASWITCH_RX_SLICE_NS"); /* a test knob: see runtime.h */
+  if (slice && *slice) {
+    char *end;
+    unsigned long long v = strtoull(slice, &end, 10);
+    if (*end == '\0') rt->rx_slice_ns = v;
+  }
   return rt;
 }
 
@@ -412,6 +486,10 @@ static int start(ls_runtime *rt, bool inline_mode) {
   rt->learn_timer.data = rt;
   rt->learn_held = NULL;
   rt->learn_due = UINT64_MAX;
+  uv_idle_init(&rt->loop, &rt->rx_idle);
+  rt->rx_idle.data = rt;
+  rt->rx_idle_on = false;
+  rt->rx_ready = rt->rx_running = NULL;
   rt->cong_timer_on = false;
   rt->congested = NULL;
   ls_pool_init(&rt->pool);
@@ -445,6 +523,7 @@ static int start(ls_runtime *rt, bool inline_mode) {
     uv_close((uv_handle_t *)&rt->imp_timer, NULL);
     uv_close((uv_handle_t *)&rt->trim_timer, NULL);
     uv_close((uv_handle_t *)&rt->learn_timer, NULL);
+    uv_close((uv_handle_t *)&rt->rx_idle, NULL);
     uv_close((uv_handle_t *)&rt->busy_prep, NULL);
     uv_run(&rt->loop, UV_RUN_NOWAIT);
     goto fail_loop;
@@ -472,6 +551,7 @@ static int cmd_shutdown(ls_runtime *rt, ls_cmd *cmd) {
   uv_close((uv_handle_t *)&rt->imp_timer, NULL);
   uv_close((uv_handle_t *)&rt->trim_timer, NULL);
   uv_close((uv_handle_t *)&rt->learn_timer, NULL);
+  uv_close((uv_handle_t *)&rt->rx_idle, NULL);
   uv_close((uv_handle_t *)&rt->busy_prep, NULL);
   return 0;
 }

@@ -17,6 +17,15 @@
  * offset, so switching modes never makes time jump back); "manual" stands still until
  * ls_runtime_advance() moves it, which also runs aging at the new time. The data plane
  * samples the clock once per callback (batch) into rt->now.
+ *
+ * Received work held in user space: a port kind that keeps received bytes or frames in
+ * its own memory (a stream's buffer, a patch peer's queue, a virtqueue) cannot count on
+ * its descriptor to wake it again, since the kernel has nothing left to report. One rule
+ * for them all: a read that ends with such work left, for whatever reason (its slice or
+ * budget spent, backpressure), calls ls_rt_rx_ready(), and so does a paused port when
+ * it resumes; the runtime then runs the kind's ops->resume from the loop, once per loop
+ * iteration (a uv_idle handle active only while some port is listed), so the loop still
+ * polls every descriptor between two turns.
  */
 #ifndef LS_RUNTIME_H
 #define LS_RUNTIME_H
@@ -112,6 +121,11 @@ struct ls_runtime {
   ls_port *learn_held;    /* ports held for going over their learn_limit */
   uv_timer_t learn_timer; /* releases them */
   uint64_t learn_due;     /* when it fires, on rt->mono (UINT64_MAX: idle) */
+  ls_port *rx_ready;      /* ports with received work held in user space (ls_rt_rx_ready) */
+  ls_port *rx_running;    /* ... taken off rx_ready for the turn in progress */
+  uv_idle_t rx_idle;      /* runs their ops->resume once per loop iteration */
+  bool rx_idle_on;
+  uint64_t rx_slice_ns; /* LS_RX_SLICE_NS, or what ls_runtime_set_rx_slice set */
   ls_runtime_stats stats;
   /* scratch for batched I/O, shared by all ports (one runs at a time) */
   struct mmsghdr rx_msgs[LS_BATCH];
@@ -149,6 +163,11 @@ int ls_runtime_call(ls_runtime *rt, ls_cmd_fn fn, void *arg);
 void ls_runtime_complete(ls_runtime *rt, ls_cmd *cmd, int result);
 
 uint32_t ls_runtime_new_id(ls_runtime *rt);
+
+/* How long one port may read per turn before it yields: LS_RX_SLICE_NS, or the environment's
+ * LUASWITCH_RX_SLICE_NS when the runtime was made. Tests set 0 (every port yields after
+ * each batch) to drive the yielding paths on any machine. */
+int ls_runtime_set_rx_slice(ls_runtime *rt, uint64_t ns);
 
 /* Clock control (control plane). */
 int ls_runtime_set_manual(ls_runtime *rt, bool manual);
@@ -207,5 +226,9 @@ void ls_rt_unmark_dirty(ls_runtime *rt, ls_port *p);
 ls_buf *ls_rx_take(ls_runtime *rt, uint8_t cls, ls_buf **slot, uint32_t len);
 /* A port became congested: make sure the stall watchdog runs. */
 void ls_rt_watch_congestion(ls_runtime *rt);
+/* p holds received work in user space: run p->ops->resume on the next loop iteration (see
+ * the header comment). Listing a listed port is a no-op; a port closing is forgotten. */
+void ls_rt_rx_ready(ls_runtime *rt, ls_port *p);
+void ls_rt_rx_forget(ls_runtime *rt, ls_port *p);
 
 #endif
