@@ -12,8 +12,10 @@
  *
  * Receive: bytes are read into a per-port buffer (large enough for several maximum-size
  * frames) until the socket is drained or the budget is spent, and every complete frame is
- * copied into a pool buffer and forwarded; a partial frame waits for the next read, and
- * frames still buffered when backpressure paused the port go on when it resumes. A
+ * copied into a pool buffer and forwarded; a partial frame waits for the next read. Frames
+ * still buffered when a read stops early (budget or slice spent, backpressure) are
+ * received work held in user space: the loop resumes them (ls_rt_rx_ready), as it does
+ * when backpressure lifts, without waiting for the peer to send more. A
  * length of 0 or above 65536 means the peer is not speaking this protocol: the connection
  * is closed and counted (drops.framing).
  *
@@ -97,20 +99,30 @@ static void update_poll(stream_port *s) {
   s->poll_events = ev;
 }
 
-static void on_resume(uv_timer_t *t) {
-  stream_port *s = t->data;
-  ls_rt_tick(s->base.rt);
-  stream_read(s);
+/* A complete frame (or a corrupt length) waits in the receive buffer: work that needs no
+ * more bytes from the peer. */
+static bool frame_buffered(const stream_port *s) {
+  uint32_t len;
+  return ls_stream_next(s->rbuf, s->rlen, &len) != 0;
+}
+
+/* Frames still in the buffer are received work held in user space (runtime.h): the socket
+ * will not report them, so the loop resumes the read. */
+static void resume_if_buffered(stream_port *s) {
+  ls_port *p = &s->base;
+  if (p->blocked == 0 && p->link_up && s->fd >= 0 && !p->closing && !s->connecting &&
+      frame_buffered(s))
+    ls_rt_rx_ready(p->rt, p);
+}
+
+static void stream_resume(ls_port *p) {
+  stream_read(SP(p));
 }
 
 static void stream_update(ls_port *p) {
   stream_port *s = SP(p);
   update_poll(s);
-  /* Resumed (backpressure lifted) with frames still in the buffer: they need no new bytes
-   * from the peer, so read them from the loop rather than wait for the socket. The timer
-   * is the connect role's retry timer, idle while connected. */
-  if (s->rlen && p->blocked == 0 && p->link_up && s->fd >= 0 && !p->closing && !s->connecting)
-    uv_timer_start(&s->timer, on_resume, 0, 0);
+  resume_if_buffered(s); /* resumed (backpressure lifted) with frames in the buffer */
 }
 
 static void listen_accepting(stream_port *s, bool on) {
@@ -240,14 +252,15 @@ int ls_stream_next(const uint8_t *buf, uint32_t len, uint32_t *flen) {
   return len - 4 >= n ? 1 : 0;
 }
 
-/* Forward every complete frame in rbuf; returns false if the stream is corrupt. */
-static bool parse_frames(stream_port *s, uint32_t *budget) {
+/* Forward the complete frames in rbuf until the budget is spent or a batch ends with the
+ * port told to stop (*stop). Returns false if the stream is corrupt. */
+static bool parse_frames(stream_port *s, uint32_t *budget, bool *stop) {
   ls_port *p = &s->base;
   ls_runtime *rt = p->rt;
   uint32_t off = 0;
   uint32_t len;
   int more;
-  while ((more = ls_stream_next(s->rbuf + off, s->rlen - off, &len)) != 0) {
+  while (*budget && (more = ls_stream_next(s->rbuf + off, s->rlen - off, &len)) != 0) {
     if (more < 0) return false;
     ls_buf *b = ls_pool_get(&rt->pool, ls_pool_class_for(len));
     if (b) {
@@ -258,10 +271,10 @@ static bool parse_frames(stream_port *s, uint32_t *budget) {
       p->st.drops.rx_error++;
     }
     off += 4 + len;
-    if (*budget) (*budget)--;
+    (*budget)--;
     if (*budget % LS_BATCH == 0) {
       ls_rt_flush(rt);
-      if (ls_port_batch_done(p)) break;
+      if ((*stop = ls_port_batch_done(p))) break;
     }
   }
   if (off) {
@@ -271,12 +284,15 @@ static bool parse_frames(stream_port *s, uint32_t *budget) {
   return true;
 }
 
+/* A read turn: complete frames already buffered go first, then bytes from the socket, until
+ * it is drained, the budget or slice is spent, or backpressure pauses the port. Whatever
+ * stops it, frames left in the buffer are resumed from the loop (resume_if_buffered). */
 static void stream_read(stream_port *s) {
   ls_port *p = &s->base;
   uint32_t budget = LS_RX_BUDGET;
-  bool buffered = s->rlen > 0; /* frames left when backpressure paused the port go first */
-  while (budget > 0 && s->fd >= 0 && p->link_up && p->blocked == 0 && !p->closing) {
-    if (!buffered) {
+  bool stop = false;
+  while (!stop && budget > 0 && s->fd >= 0 && p->link_up && p->blocked == 0 && !p->closing) {
+    if (!frame_buffered(s)) {
       ssize_t n = recv(s->fd, s->rbuf + s->rlen, LS_STREAM_RBUF - s->rlen, MSG_DONTWAIT);
       if (n == 0) {
         drop_connection(s, LS_REASON_HANGUP); /* EOF */
@@ -290,17 +306,16 @@ static void stream_read(stream_port *s) {
       }
       s->rlen += (uint32_t)n;
     }
-    buffered = false;
-    if (!parse_frames(s, &budget)) {
+    if (!parse_frames(s, &budget, &stop)) {
       p->st.drops.framing++;
       ls_port_error(p, -EPROTO, LS_REASON_RX);
       drop_connection(s, LS_REASON_ERROR);
       return;
     }
-    if (p->blocked) break;
   }
   ls_rt_flush(p->rt);
-  ls_port_batch_done(p);
+  if (!stop) ls_port_batch_done(p);
+  resume_if_buffered(s);
 }
 
 /* ---- transmit -------------------------------------------------------------------------------- */
@@ -467,6 +482,7 @@ static const ls_port_ops stream_ops = {
     .destroy = stream_destroy,
     .describe = stream_describe,
     .backlog = stream_backlog,
+    .resume = stream_resume,
 };
 
 /* Bind, replacing a stale unix socket file (nobody listening) but never a live one. */
