@@ -14,12 +14,27 @@
  * peer makes us wait (frames stay on our queue) instead of failing every send with
  * EAGAIN, and only the peer can send to us.
  *
+ * A fixed peer that is not bound yet (or went away) leaves the port down, waiting for it;
+ * the port comes up the moment the peer can receive (peerwait.h):
+ *  - a unix port of the same runtime binding the peer's address (path or "@name") wakes
+ *    it in the same data-plane step, so two ports joined to each other are both up when
+ *    the second one's creation returns;
+ *  - for a filesystem path, inotify on its directory reports the peer's socket file
+ *    appearing (another process bound it) and the port tries at once;
+ *  - a back-off timer still retries, as the only signal for an abstract name bound by
+ *    another process (from RETRY_ABSTRACT_MS, doubling to RETRY_MAX_MS) and as the
+ *    fallback for a path (from RETRY_MIN_MS) whose directory does not exist yet or when
+ *    inotify is unavailable (each retry watches again);
+ *  - and a datagram from the peer brings the port up whatever the rest says.
+ * When a port binds its own address it wakes, in turn, the ports of its runtime waiting
+ * for that address.
+ *
  * A datagram peer's death is not reported by poll: it shows up as ECONNREFUSED (or a
  * vanished path) on the next send. For path ports a 1 Hz probe (re-connecting to the
  * same path, which is harmless while the peer lives) also notices a quiet dead peer.
  * A dead socketpair peer is final: the port goes down and stops polling. A path port
- * goes down and waits for its peer again (learning mode) or retries with backoff
- * (fixed peer), and comes back up the moment the peer sends.
+ * goes down and waits for its peer again: learning mode for its next datagram, a fixed
+ * peer as above (it looks once at once, in case the peer has already come back).
  *
  * I/O is batched: recvmmsg() until the socket is drained (bounded per wake-up for
  * fairness), forwarding each frame, then one flush per batch; sendmmsg() sends as much
@@ -27,6 +42,7 @@
  */
 #include "port_dgram.h"
 #include "frame.h"
+#include "peerwait.h"
 #include "switch.h"
 
 #include <errno.h>
@@ -40,7 +56,8 @@
 #include <unistd.h>
 
 #define PROBE_MS 1000
-#define RETRY_MIN_MS 250
+#define RETRY_MIN_MS 250    /* fixed peer path: inotify wakes the port, this is the fallback */
+#define RETRY_ABSTRACT_MS 5 /* abstract peer: nothing wakes the port if another process binds */
 #define RETRY_MAX_MS 4000
 
 enum { DG_SOCKETPAIR, DG_UNIX };
@@ -59,7 +76,8 @@ typedef struct dgram_port {
   struct sockaddr_un peer;
   socklen_t peer_len; /* 0 while unknown */
   bool connected;
-  bool dead; /* socketpair peer gone for good */
+  bool dead;         /* socketpair peer gone for good */
+  ls_peer_wait wait; /* fixed peer: waiting for it to bind (peerwait.h) */
   /* libuv */
   uv_poll_t poll;
   uv_timer_t timer;
@@ -108,11 +126,44 @@ static void disconnect_peer(dgram_port *d) {
   d->connected = false;
 }
 
+/* The first retry for a fixed peer that is not there. */
+static uint64_t retry_first(const dgram_port *d) {
+  return d->peer.sun_path[0] == '\0' ? RETRY_ABSTRACT_MS : RETRY_MIN_MS;
+}
+
 static void peer_up(dgram_port *d) {
+  ls_peer_wait_stop(&d->wait);
   d->connected = true;
-  d->retry_ms = RETRY_MIN_MS;
+  d->retry_ms = retry_first(d);
   timer_in(d, PROBE_MS);
   ls_port_set_link(&d->base, true, LS_REASON_PEER);
+}
+
+/* Try the fixed peer: up if it is there. */
+static bool try_peer(dgram_port *d) {
+  if (connect_peer(d) < 0) return false;
+  peer_up(d);
+  return true;
+}
+
+/* Wait for the fixed peer (see the header comment): listed to be woken first, then one
+ * look, so that a peer binding in between is not missed; then the back-off. */
+static void wait_peer(dgram_port *d) {
+  ls_peer_wait_start(&d->wait);
+  if (try_peer(d)) return;
+  d->retry_ms = retry_first(d);
+  timer_in(d, d->retry_ms);
+}
+
+/* peerwait.h: the fixed peer may be there now (a port of this runtime bound it, or its
+ * socket file appeared). */
+static void on_peer_wake(ls_peer_wait *w) {
+  dgram_port *d = (dgram_port *)((char *)w - offsetof(dgram_port, wait));
+  if (d->base.closing || d->connected) return;
+  if (try_peer(d)) return;
+  /* The file exists a moment before the socket takes datagrams: look again soon. */
+  d->retry_ms = LS_PEER_WAKE_RETRY_MS;
+  timer_in(d, d->retry_ms);
 }
 
 /* The peer went away (send error, failed probe). */
@@ -122,14 +173,13 @@ static void hangup(dgram_port *d) {
     d->dead = true;
   } else {
     disconnect_peer(d);
-    if (!d->fixed_peer) d->peer_len = 0;
-    d->retry_ms = RETRY_MIN_MS;
-    if (d->fixed_peer)
-      timer_in(d, d->retry_ms);
-    else
+    if (!d->fixed_peer) {
+      d->peer_len = 0;
       uv_timer_stop(&d->timer);
+    }
   }
   ls_port_set_link(p, false, LS_REASON_HANGUP);
+  if (d->fixed_peer) wait_peer(d); /* up again at once if it is already back */
   update_poll(d);
 }
 
@@ -145,9 +195,8 @@ static void on_timer(uv_timer_t *t) {
     else
       timer_in(d, PROBE_MS);
   } else if (d->fixed_peer) {
-    if (connect_peer(d) == 0) {
-      peer_up(d);
-    } else {
+    ls_peer_wait_start(&d->wait); /* watches now if it could not before (no directory) */
+    if (!try_peer(d)) {
       d->retry_ms = d->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : d->retry_ms * 2;
       timer_in(d, d->retry_ms);
     }
@@ -318,20 +367,23 @@ static int dgram_attach(ls_port *p) {
   uv_timer_init(loop, &d->timer);
   d->timer.data = d;
   d->open_handles = 2;
-  d->retry_ms = RETRY_MIN_MS;
   if (d->kind == DG_SOCKETPAIR) {
     d->connected = true;
     p->link_up = true;
   } else if (d->fixed_peer) {
+    d->retry_ms = retry_first(d);
     if (connect_peer(d) == 0) {
       d->connected = true;
       p->link_up = true;
       timer_in(d, PROBE_MS);
     } else {
-      timer_in(d, d->retry_ms);
+      wait_peer(d);
     }
   }
   update_poll(d);
+  /* Ports of this runtime waiting for our address may send to it now. */
+  if (d->kind == DG_UNIX)
+    ls_peer_ready(p->rt, SOCK_DGRAM, (const struct sockaddr *)&d->local, d->local_len);
   return 0;
 }
 
@@ -354,6 +406,7 @@ static void dgram_detach(ls_port *p) {
   uv_poll_stop(&d->poll); /* removes the fd from epoll before we close it */
   d->poll_events = 0;
   uv_timer_stop(&d->timer);
+  ls_peer_wait_stop(&d->wait);
   close_fds(d);
   uv_close((uv_handle_t *)&d->poll, on_handle_closed);
   uv_close((uv_handle_t *)&d->timer, on_handle_closed);
@@ -509,6 +562,8 @@ ls_port *ls_port_unix_new(ls_runtime *rt, const ls_port_config *cfg, const char 
       goto fail;
     }
     d->fixed_peer = true;
+    ls_peer_wait_init(&d->wait, rt, SOCK_DGRAM, (const struct sockaddr *)&d->peer, d->peer_len,
+                      on_peer_wake);
   }
   d->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (d->fd < 0) {

@@ -7,8 +7,15 @@
  * "@abstract") or TCP; in either role:
  *  - listen: bound and listening; one peer at a time. When it hangs up (EOF or an
  *    error) the port goes down and the next connection is accepted.
- *  - connect: connects to a listening peer (passt, socket_vmnet, another luaswitch);
- *    when the connection fails or drops it retries with backoff (100 ms doubling to 5 s).
+ *  - connect: connects to a listening peer (passt, socket_vmnet, another luaswitch),
+ *    and comes up the moment the peer listens (peerwait.h): a stream port of the same
+ *    runtime that starts listening at the address wakes it in the same data-plane step
+ *    (and accepts it at once, so both are up when the listener's creation returns);
+ *    for a filesystem path, inotify on its directory reports the socket file of another
+ *    process appearing. Otherwise — and as the fallback when the connection fails or
+ *    drops — it retries with back-off, doubling to 5 s from 100 ms (a TCP address; a path
+ *    whose directory does not exist yet or without inotify) or from 5 ms (an abstract
+ *    name, which another process may bind with no notice).
  *
  * Receive: bytes are read into a per-port buffer (large enough for several maximum-size
  * frames) until the socket is drained or the budget is spent, and every complete frame is
@@ -26,6 +33,7 @@
 #include "port_stream.h"
 #include "frame.h"
 #include "netns.h"
+#include "peerwait.h"
 #include "switch.h"
 
 #include <errno.h>
@@ -41,7 +49,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define RETRY_MIN_MS 100
+#define RETRY_MIN_MS 100    /* TCP, or a path (where inotify wakes the port first) */
+#define RETRY_ABSTRACT_MS 5 /* an abstract name: no notice when another process binds it */
 #define RETRY_MAX_MS 5000
 
 typedef struct stream_port {
@@ -51,9 +60,10 @@ typedef struct stream_port {
   char addr_text[LS_ADDR_TEXT];
   char netns[LS_NETNS_NAME_MAX];
   bool unlink_path;
-  int lfd;         /* listening socket (listen role) */
-  int fd;          /* the connection, or -1 */
-  bool connecting; /* connect role: connect() in progress */
+  int lfd;           /* listening socket (listen role) */
+  int fd;            /* the connection, or -1 */
+  bool connecting;   /* connect role: connect() in progress */
+  ls_peer_wait wait; /* connect role: waiting for the peer to listen (peerwait.h) */
   uv_poll_t lpoll, poll;
   uv_timer_t timer;
   int lpoll_events, poll_events;
@@ -78,6 +88,8 @@ static void on_poll(uv_poll_t *h, int status, int events);
 static void on_listen(uv_poll_t *h, int status, int events);
 static void on_timer(uv_timer_t *t);
 static void stream_read(stream_port *s);
+static void retry_later(stream_port *s);
+static uint64_t retry_first(const stream_port *s);
 
 static void update_poll(stream_port *s) {
   int ev = 0;
@@ -158,15 +170,15 @@ static void drop_connection(stream_port *s, int reason) {
   if (s->listening) {
     listen_accepting(s, true);
   } else if (!s->base.closing) {
-    uv_timer_start(&s->timer, on_timer, s->retry_ms, 0);
-    s->retry_ms = s->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : s->retry_ms * 2;
+    retry_later(s);
   }
 }
 
 static void connected(stream_port *s) {
   if (!s->listening) snprintf(s->peer_text, sizeof(s->peer_text), "%s", s->addr_text);
+  ls_peer_wait_stop(&s->wait);
   s->connecting = false;
-  s->retry_ms = RETRY_MIN_MS;
+  s->retry_ms = retry_first(s);
   s->rlen = 0;
   s->tx_off = 0;
   if (!ls_addr_is_unix(&s->addr)) {
@@ -178,6 +190,20 @@ static void connected(stream_port *s) {
 }
 
 /* ---- connect role ---------------------------------------------------------------------------- */
+
+/* The first retry after a failed connect. */
+static uint64_t retry_first(const stream_port *s) {
+  const struct sockaddr_un *sun = (const struct sockaddr_un *)&s->addr.sa;
+  return ls_addr_is_unix(&s->addr) && sun->sun_path[0] == '\0' ? RETRY_ABSTRACT_MS : RETRY_MIN_MS;
+}
+
+/* Not connected: wait to be woken (listed, or watching again a directory that now exists),
+ * and retry on the back-off meanwhile. */
+static void retry_later(stream_port *s) {
+  ls_peer_wait_start(&s->wait);
+  uv_timer_start(&s->timer, on_timer, s->retry_ms, 0);
+  s->retry_ms = s->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : s->retry_ms * 2;
+}
 
 static void try_connect(stream_port *s) {
   uv_poll_stop(&s->poll); /* see drop_connection */
@@ -199,8 +225,18 @@ static void try_connect(stream_port *s) {
     return;
   }
 retry:
-  uv_timer_start(&s->timer, on_timer, s->retry_ms, 0);
-  s->retry_ms = s->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : s->retry_ms * 2;
+  retry_later(s);
+}
+
+/* peerwait.h: the peer may listen now (a stream port of this runtime started listening at
+ * the address, or its socket file appeared): try at once, and soon again if it refuses
+ * (the file exists a moment before the peer listens). */
+static void on_peer_wake(ls_peer_wait *w) {
+  stream_port *s = (stream_port *)((char *)w - offsetof(stream_port, wait));
+  if (s->base.closing || s->base.link_up || s->connecting) return;
+  uv_timer_stop(&s->timer);
+  s->retry_ms = LS_PEER_WAKE_RETRY_MS;
+  try_connect(s);
 }
 
 static void on_timer(uv_timer_t *t) {
@@ -214,11 +250,8 @@ static void on_timer(uv_timer_t *t) {
 /* ---- listen role ------------------------------------------------------------------------------
  */
 
-static void on_listen(uv_poll_t *h, int status, int events) {
-  stream_port *s = h->data;
-  (void)events;
-  ls_rt_tick(s->base.rt);
-  if (status < 0) return;
+/* Take the next connection waiting in the backlog, if any. */
+static void accept_peer(stream_port *s) {
   int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd < 0) return;
   uv_poll_stop(&s->poll); /* see drop_connection */
@@ -238,6 +271,14 @@ static void on_listen(uv_poll_t *h, int status, int events) {
   }
   listen_accepting(s, false); /* one peer at a time; others wait in the backlog */
   connected(s);
+}
+
+static void on_listen(uv_poll_t *h, int status, int events) {
+  stream_port *s = h->data;
+  (void)events;
+  ls_rt_tick(s->base.rt);
+  if (status < 0) return;
+  accept_peer(s);
   ls_rt_flush(s->base.rt);
 }
 
@@ -388,8 +429,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
       s->connecting = false;
       uv_poll_stop(&s->poll);
       s->poll_events = 0;
-      uv_timer_start(&s->timer, on_timer, s->retry_ms, 0);
-      s->retry_ms = s->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : s->retry_ms * 2;
+      retry_later(s);
     } else {
       connected(s);
     }
@@ -414,13 +454,17 @@ static int stream_attach(ls_port *p) {
   s->open_handles = 2;
   uv_timer_init(loop, &s->timer);
   s->timer.data = s;
-  s->retry_ms = RETRY_MIN_MS;
+  s->retry_ms = retry_first(s);
   if (s->listening) {
     uv_poll_init(loop, &s->lpoll, s->lfd);
     s->lpoll.data = s;
     s->open_handles++;
     listen_accepting(s, true);
+    /* Ports of this runtime waiting to connect here connect now; take the first at once. */
+    ls_peer_ready(p->rt, SOCK_STREAM, (const struct sockaddr *)&s->addr.sa, s->addr.len);
+    accept_peer(s);
   } else {
+    ls_peer_wait_start(&s->wait); /* before the try: a peer listening in between is seen */
     try_connect(s);
   }
   return 0;
@@ -447,6 +491,7 @@ static void stream_detach(ls_port *p) {
   stream_port *s = SP(p);
   uv_poll_stop(&s->poll);
   uv_timer_stop(&s->timer);
+  ls_peer_wait_stop(&s->wait);
   if (s->listening) uv_poll_stop(&s->lpoll);
   close_fds(s);
   uv_close((uv_handle_t *)&s->poll, on_closed);
@@ -513,6 +558,9 @@ ls_port *ls_port_stream_new(ls_runtime *rt, const ls_port_config *cfg, const ls_
   s->fd = s->lfd = -1;
   s->listening = o->listen;
   s->addr = o->addr;
+  if (!s->listening)
+    ls_peer_wait_init(&s->wait, rt, SOCK_STREAM, (const struct sockaddr *)&s->addr.sa, s->addr.len,
+                      on_peer_wake);
   ls_addr_format(&s->addr, s->addr_text, sizeof(s->addr_text));
   if (o->netns) snprintf(s->netns, sizeof(s->netns), "%s", o->netns);
   int r = ls_port_init(&s->base, &stream_ops, rt, cfg);

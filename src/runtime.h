@@ -53,6 +53,7 @@ typedef struct ls_runtime ls_runtime;
 typedef struct ls_switch ls_switch;
 typedef struct ls_port ls_port;
 typedef struct ls_cmd ls_cmd;
+typedef struct ls_peer_waits ls_peer_waits;
 
 typedef int (*ls_cmd_fn)(ls_runtime *rt, ls_cmd *cmd);
 
@@ -127,6 +128,8 @@ struct ls_runtime {
   bool rx_idle_on;
   uint64_t rx_slice_ns; /* LS_RX_SLICE_NS, or what ls_runtime_set_rx_slice set */
   ls_runtime_stats stats;
+  /* ports waiting for their peer to appear: owned by peerwait.c (NULL while none waits) */
+  ls_peer_waits *peer_waits;
   /* scratch for batched I/O, shared by all ports (one runs at a time) */
   struct mmsghdr rx_msgs[LS_BATCH];
   struct iovec rx_iov[LS_BATCH];
