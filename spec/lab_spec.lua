@@ -224,6 +224,105 @@ describe("labs #root", function()
     assert_clean(prefix, before)
   end)
 
+  -- The kernel's neighbour table limits (one table for every namespace), as found.
+  local function neigh_limits()
+    local t = {}
+    for _, f in ipairs { "ipv4/neigh/default/gc_thresh2", "ipv4/neigh/default/gc_thresh3",
+      "ipv6/neigh/default/gc_thresh3" } do
+      local h = assert(io.open("/proc/sys/net/" .. f))
+      t[f] = h:read("l")
+      h:close()
+    end
+    return t
+  end
+
+  it("pingall's verdict is the network's: a 64-host tree, whole and with an edge link cut, against pings one at a time", function()
+    if needs_root() then return end
+    local limits = neigh_limits()
+    local lab = new_lab { name = "tree64" }
+    local core = lab:switch "c0"
+    local side, cut = {}, nil
+    for k = 1, 4 do
+      local e = lab:switch("e" .. k)
+      local l = lab:link(core, e)
+      if k == 3 then cut = l end
+      for j = 1, 16 do
+        local name = ("h%d"):format((k - 1) * 16 + j)
+        lab:host(name, { switch = e })
+        side[name] = k == 3
+      end
+    end
+    lab:start()
+    -- whole: every one of the 64 x 63 pairs answers, with no request refused by a kernel
+    -- (the neighbour tables hold 4,032 entries, more than the kernel's default 1,024)
+    local drop, res = lab:pingall { quiet = true }
+    print(("    pingall of 64 hosts on a tree: %d/%d in %.2f s"):format(res.received, res.sent, res.elapsed))
+    assert.equal(0, drop)
+    assert.equal(4032, res.sent)
+    assert.equal(4032, res.received)
+    assert.equal(0, res.probe.send_errors)
+    assert.is_true(res.h1.h64)
+    assert.is_true(res.rtt.h1.h64 > 0 and res.rtt.h1.h64 < 1000)
+    -- one edge switch cut off: exactly the pairs across the cut are lost, both ways
+    cut:down()
+    drop, res = lab:pingall { quiet = true, timeout = 0.5, attempts = 2 }
+    local want = 2 * 16 * 48
+    assert.equal(4032 - want, res.received)
+    assert.near(100 * want / 4032, drop, 1e-9)
+    for a, row in pairs(res) do
+      if side[a] ~= nil then
+        for b, rtt in pairs(row) do
+          assert(rtt == (side[a] == side[b]), ("%s -> %s: %s"):format(a, b, tostring(rtt)))
+        end
+      end
+    end
+    -- and a sample agrees with ping run for each pair on its own
+    for i = 1, 24 do
+      local a, b = ("h%d"):format(i * 5 % 64 + 1), ("h%d"):format(i * 11 % 64 + 1)
+      if a ~= b then
+        local alone = lab[a]:ping(lab[b], { count = 1, timeout = 0.5 })
+        assert.equal(alone, res[a][b], ("%s -> %s alone: %s, in pingall: %s"):format(a, b, tostring(alone),
+          tostring(res[a][b])))
+      end
+    end
+    lab:stop()
+    assert.same(limits, neigh_limits()) -- the kernel's limits are back as they were
+  end)
+
+  it("pingall on chosen pairs or a sample; bad options named", function()
+    if needs_root() then return end
+    local lab = new_lab { name = "pairs" }
+    local s1 = lab:switch "s1"
+    for i = 1, 6 do lab:host("h" .. i, { switch = s1 }) end
+    S.raises("is not running", lab.pingall, lab)
+    lab:start()
+    local drop, res = lab:pingall { quiet = true, pairs = { { "h1", "h2" }, { lab.h3, "h6" } } }
+    assert.equal(0, drop)
+    assert.equal(2, res.sent)
+    assert.is_true(res.h1.h2)
+    assert.is_true(res.h3.h6)
+    assert.is_nil(res.h2.h1)
+    drop, res = lab:pingall { quiet = true, pairs = 7 }
+    assert.equal(0, drop)
+    assert.equal(7, res.sent)
+    local n = 0
+    for a, row in pairs(res) do
+      if a:match("^h%d$") then
+        for b in pairs(row) do
+          assert.not_equal(a, b)
+          n = n + 1
+        end
+      end
+    end
+    assert.equal(7, n) -- seven different pairs
+    S.raises("unknown option 'count'", lab.pingall, lab, { count = 1 })
+    S.raises("bad option 'pairs'", lab.pingall, lab, { pairs = "some" })
+    S.raises("bad option 'pairs' %(entry 1", lab.pingall, lab, { pairs = { "h1" } })
+    S.raises("a host, a router or its name expected", lab.pingall, lab, { pairs = { { "h1", "nope" } } })
+    S.raises("a table of options expected", lab.pingall, lab, 5)
+    S.raises("timeout", lab.pingall, lab, { timeout = -1 })
+  end)
+
   it("runs commands in hosts (output, status), pings, routes through a router, measures TCP", function()
     if needs_root() then return end
     local lab = new_lab { name = "routed" }

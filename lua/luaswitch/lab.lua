@@ -59,6 +59,95 @@ M.STP = { hello = 0.125, forward_delay = 0.25, max_age = 0.75 }
 
 -- ---- small helpers -------------------------------------------------------------------------
 
+-- ---- the kernel's neighbour tables ----------------------------------------------------------
+--
+-- The ARP and IPv6 neighbour tables are one table each for all network namespaces of the
+-- machine, and by default hold at most 1,024 dynamic entries (gc_thresh3) between them: an
+-- all-pairs ping of 64 hosts needs 4,032 (one per host and neighbour), and past the limit
+-- the kernel refuses to resolve ("neighbour table overflow") and the echo request is lost
+-- at its source. So a verdict of loss would be the table's, not the network's. While labs
+-- of this process run, the limits are raised to fit them (gc_thresh2 to the entries the
+-- labs can make, gc_thresh3 to twice that), and put back when the last one stops, unless
+-- someone changed them meanwhile; an exit hook puts them back if the process exits first.
+-- `Lab.new { neigh_limits = false }` leaves them alone.
+
+local NEIGH_DIRS = { "/proc/sys/net/ipv4/neigh/default/", "/proc/sys/net/ipv6/neigh/default/" }
+local neigh = { need = {}, saved = nil, set = nil, exit_id = nil }
+
+local function read_num(path)
+  local f = io.open(path)
+  if not f then return nil end
+  local v = tonumber(f:read("l"))
+  f:close()
+  return v
+end
+
+local function write_num(path, v)
+  local f = io.open(path, "w")
+  if not f then return false end
+  local ok = f:write(("%d\n"):format(v))
+  return (f:close() and ok) ~= nil
+end
+
+-- Neighbour entries a lab's hosts and routers can make: one per interface and every other
+-- address it can reach on its segments (an upper bound: every other interface of the lab).
+local function neigh_entries(self)
+  local n = #self.hosts
+  for _, r in ipairs(self.routers) do n = n + #r.interfaces end
+  return n * (n - 1)
+end
+
+-- Set the limits to fit the labs of this process that run now (need: lab -> entries).
+local function neigh_apply(log)
+  local total = 0
+  for _, v in pairs(neigh.need) do total = total + v end
+  if total == 0 then -- the last lab stopped: put back what we found
+    if neigh.saved then
+      local cmds = {}
+      for i, dir in ipairs(NEIGH_DIRS) do
+        for _, k in ipairs { "gc_thresh2", "gc_thresh3" } do
+          if read_num(dir .. k) == neigh.set[i][k] then write_num(dir .. k, neigh.saved[i][k]) end
+        end
+      end
+      if neigh.exit_id then core.atexit_cancel(neigh.exit_id) end
+      neigh.saved, neigh.set, neigh.exit_id = nil, nil, nil
+    end
+    return
+  end
+  local want = total + 1024 -- and room for what the rest of the machine holds
+  if not neigh.saved then
+    local saved = {}
+    for i, dir in ipairs(NEIGH_DIRS) do
+      saved[i] = { gc_thresh2 = read_num(dir .. "gc_thresh2"), gc_thresh3 = read_num(dir .. "gc_thresh3") }
+    end
+    if not saved[1].gc_thresh3 or saved[1].gc_thresh3 >= 2 * want then return end -- big enough, or no such file
+    neigh.saved, neigh.set = saved, {}
+  end
+  local undo = {}
+  for i, dir in ipairs(NEIGH_DIRS) do
+    local orig = neigh.saved[i]
+    if orig.gc_thresh3 then
+      local set = { gc_thresh2 = math.max(orig.gc_thresh2 or 0, want), gc_thresh3 = math.max(orig.gc_thresh3, 2 * want) }
+      -- keep gc_thresh2 <= gc_thresh3 at every step
+      if set.gc_thresh3 >= (read_num(dir .. "gc_thresh3") or 0) then
+        write_num(dir .. "gc_thresh3", set.gc_thresh3)
+        write_num(dir .. "gc_thresh2", set.gc_thresh2)
+      else
+        write_num(dir .. "gc_thresh2", set.gc_thresh2)
+        write_num(dir .. "gc_thresh3", set.gc_thresh3)
+      end
+      neigh.set[i] = set
+      for _, k in ipairs { "gc_thresh2", "gc_thresh3" } do
+        undo[#undo + 1] = ("[ \"$(cat %s%s 2>/dev/null)\" = %d ] && echo %d > %s%s"):format(dir, k, set[k], orig[k], dir, k)
+      end
+      if i == 1 then log(("*** kernel neighbour tables: limits raised to %d/%d entries (were %d/%d) while the lab runs")
+        :format(set.gc_thresh2, set.gc_thresh3, orig.gc_thresh2 or 0, orig.gc_thresh3)) end
+    end
+  end
+  if neigh.exit_id then core.atexit_cancel(neigh.exit_id) end
+  neigh.exit_id = core.atexit(table.concat(undo, "; ") .. "; true")
+end
+
 local function copy(t)
   local c = {}
   for k, v in pairs(t or {}) do c[k] = v end
@@ -279,7 +368,10 @@ function M.new(opts)
     argerr("new", 1, 2, "a table of options or a name expected, got %s", type(opts))
   end
   opts = opts or {}
-  check_options("lab.new", opts, set { "name", "prefix", "dir", "verbose", "log", "stp" }, 2)
+  check_options("lab.new", opts, set { "name", "prefix", "dir", "verbose", "log", "stp", "neigh_limits" }, 2)
+  if opts.neigh_limits ~= nil and type(opts.neigh_limits) ~= "boolean" then
+    opterr("lab.new", "neigh_limits", 2, "a boolean expected, got %s", describe(opts.neigh_limits))
+  end
   local name = opts.name or "lab"
   if type(name) ~= "string" or not name:match("^[%w_.%-]+$") or #name > 64 then
     opterr("lab.new", "name", 2, "letters, digits, '_', '.', '-', at most 64, expected, got %s", describe(name))
@@ -308,7 +400,7 @@ function M.new(opts)
     name = name, prefix = prefix, state = "declared", log = log, stp = stp and copy(stp),
     dir = opts.dir or ("/tmp/luaswitch-%s"):format(prefix:gsub("%-$", "")), own_dir = opts.dir == nil,
     nodes = {}, switches = {}, hosts = {}, routers = {}, vms = {}, links = {}, link_names = {},
-    undo_id = false, started = false,
+    undo_id = false, started = false, neigh_limits = opts.neigh_limits ~= false,
   }, Lab)
 end
 
@@ -957,6 +1049,10 @@ function Lab:start()
   running[self] = true
   self.undo_id = core.atexit(undo_command(self))
   self.log(("*** lab %s: starting %s"):format(self.name, counts(self)))
+  if self.neigh_limits then
+    neigh.need[self] = neigh_entries(self)
+    neigh_apply(self.log)
+  end
   local ok, err = pcall(function()
     start_all(self)
     local stp = {}
@@ -1023,6 +1119,10 @@ function Lab:stop()
   for _, r in ipairs(self.routers) do r.ns, r.ports = nil, nil end
   for _, v in ipairs(self.vms) do v.port, v.fd = nil, nil end
   running[self] = nil
+  if neigh.need[self] then
+    neigh.need[self] = nil
+    neigh_apply(self.log)
+  end
   local was = self.state
   self.state = "stopped"
   if was == "running" then self.log(("*** lab %s: stopped in %.2f s"):format(self.name, core.monotime() - t0)) end
@@ -1290,55 +1390,6 @@ local function fmt_pct(x)
   return ("%.1f"):format(x)
 end
 
---- Every host pings every other once, all at the same time (as Mininet's pingall,
--- which pings one pair after the other); prints a line per host ("h1 -> h2 X h4": X
--- for no reply) and the drop percentage.
--- @tparam[opt] table opts `timeout` (seconds to wait for a reply, default 1), `quiet`
--- @treturn number the percentage of pings without a reply
--- @treturn table `{ sent =, received =, [src] = { [dst] = true | false } }` by host name
-function Lab:pingall(opts)
-  check_lab(self, "pingall")
-  running_only(self, "pingall", 2)
-  opts = opts or {}
-  local timeout = opts.timeout or 1
-  local hosts = pingable(self)
-  local out = opts.quiet and function() end or function(s) io.stdout:write(s) io.stdout:flush() end
-  out("*** Ping: testing ping reachability\n")
-  local pipes = {}
-  for _, h in ipairs(hosts) do
-    local cmds = {}
-    for _, t in ipairs(hosts) do
-      if t ~= h then
-        cmds[#cmds + 1] = ("{ ping -n -q -c 1 -W %g %s >/dev/null 2>&1 && echo 'ok %s' || echo 'no %s'; } &")
-          :format(timeout, t.ip, t.name, t.name)
-      end
-    end
-    cmds[#cmds + 1] = "wait"
-    pipes[h] = assert(io.popen(("ip netns exec %s sh -c %s 2>&1"):format(q(h.netns), q(table.concat(cmds, "\n")))))
-  end
-  local result = { sent = 0, received = 0 }
-  for _, h in ipairs(hosts) do
-    local text = pipes[h]:read("a") or ""
-    pipes[h]:close()
-    local row = {}
-    for verdict, name in text:gmatch("(%a+) (%S+)") do row[name] = verdict == "ok" end
-    result[h.name] = row
-    local line = {}
-    for _, t in ipairs(hosts) do
-      if t ~= h then
-        result.sent = result.sent + 1
-        if row[t.name] then result.received = result.received + 1 else row[t.name] = false end
-        line[#line + 1] = row[t.name] and t.name or "X"
-      end
-    end
-    out(("%s -> %s\n"):format(h.name, table.concat(line, " ")))
-  end
-  local drop = result.sent > 0 and 100 * (result.sent - result.received) / result.sent or 0
-  out(("*** Results: %s%% dropped (%d/%d received)\n"):format(fmt_pct(drop), result.received, result.sent))
-  luaswitch.dispatch(0)
-  return drop, result
-end
-
 local function find_host(self, v, fname, n)
   if type(v) == "string" then v = self.nodes[v] or v end
   if getmetatable(v) == Host or getmetatable(v) == Router then
@@ -1347,6 +1398,111 @@ local function find_host(self, v, fname, n)
   end
   argerr(fname, n, 3, "a host, a router or its name expected, got %s", describe(v))
 end
+
+local PINGALL_OPTS = set { "timeout", "quiet", "pairs", "window", "attempts" }
+
+-- The pairs pingall probes: every ordered pair, a given list, or a sample of n of them.
+local function pingall_pairs(self, hosts, spec)
+  local index = {}
+  for i, h in ipairs(hosts) do index[h] = i end
+  local pairs_ = {}
+  if spec == nil or spec == "all" then
+    for i in ipairs(hosts) do
+      for j in ipairs(hosts) do
+        if i ~= j then pairs_[#pairs_ + 1] = { i, j } end
+      end
+    end
+  elseif math.type(spec) == "integer" and spec > 0 then
+    local n = #hosts
+    local total = n * (n - 1)
+    if spec >= total then return pingall_pairs(self, hosts, "all") end
+    local seen = {}
+    while #pairs_ < spec do -- a sample without repeats, each pair equally likely
+      local k = math.random(0, total - 1)
+      if not seen[k] then
+        seen[k] = true
+        local i, j = k // (n - 1) + 1, k % (n - 1) + 1
+        if j >= i then j = j + 1 end
+        pairs_[#pairs_ + 1] = { i, j }
+      end
+    end
+    table.sort(pairs_, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+  elseif type(spec) == "table" then
+    for k, pr in ipairs(spec) do
+      if type(pr) ~= "table" then opterr("pingall", "pairs", 3, "entry %d: a pair { from, to } expected, got %s", k, describe(pr)) end
+      local a, b = find_host(self, pr[1], "pingall", 1), find_host(self, pr[2], "pingall", 1)
+      if not index[a] or not index[b] then
+        opterr("pingall", "pairs", 3, "entry %d: %s and %s must both have an address", k, a.name, b.name)
+      end
+      pairs_[#pairs_ + 1] = { index[a], index[b] }
+    end
+  else
+    opterr("pingall", "pairs", 3, "\"all\", a number of pairs to sample or a list of { from, to } expected, got %s", describe(spec))
+  end
+  return pairs_
+end
+
+--- Every host pings every other (as Mininet's pingall); prints a line per host
+-- ("h1 -> h2 X h4": X for no reply) and the drop percentage.
+--
+-- One ICMP socket per host, opened inside its namespace, and one event loop send the
+-- echo requests (no process per pair), at most `window` in flight at once, so the verdict
+-- is the network's and not that of a storm the prober made; a request unanswered within
+-- `timeout` is sent again, `attempts` in all (the first to a neighbour waits on its ARP):
+-- a pair is reported unreachable only when none was answered, as `ping -c 1` run for that
+-- pair alone would find it.
+-- @tparam[opt] table opts `timeout` (seconds to wait for a reply, default 1), `attempts`
+--   (default 3), `window` (requests in flight, default 64), `pairs` (`"all"`, the default;
+--   a number: that many pairs drawn at random; or a list of `{ from, to }` hosts or names),
+--   `quiet`
+-- @treturn number the percentage of pairs without a reply
+-- @treturn table `{ sent =, received =, [src] = { [dst] = true | false }, rtt = { [src] = { [dst] = ms } },
+--   elapsed =, probe = }` by host name (`probe`: the prober's counts: `sent`, `replies`, `timeouts`,
+--   `stray`, `send_errors` and the last `send_error`)
+function Lab:pingall(opts)
+  check_lab(self, "pingall")
+  running_only(self, "pingall", 2)
+  if opts ~= nil and type(opts) ~= "table" then argerr("pingall", 1, 2, "a table of options expected, got %s", type(opts)) end
+  opts = opts or {}
+  check_options("pingall", opts, PINGALL_OPTS, 2)
+  local hosts = pingable(self)
+  local list = pingall_pairs(self, hosts, opts.pairs)
+  local out = opts.quiet and function() end or function(s) io.stdout:write(s) io.stdout:flush() end
+  out("*** Ping: testing ping reachability\n")
+  local targets, flat = {}, {}
+  for i, h in ipairs(hosts) do targets[i] = { ip = h.ip, netns = h.netns } end
+  for _, pr in ipairs(list) do
+    flat[#flat + 1], flat[#flat + 2] = pr[1], pr[2]
+  end
+  local ok, rtts, st = pcall(core.probe, targets, flat, { timeout = opts.timeout, attempts = opts.attempts,
+    window = opts.window })
+  if not ok then error(("pingall: %s"):format(tostring(rtts):gsub("^bad argument #%d to 'probe' ", "")), 2) end
+  if not rtts then error(("pingall: %s"):format(st), 2) end
+  local result = { sent = #list, received = 0, elapsed = st.elapsed, probe = st, rtt = {} }
+  for _, h in ipairs(hosts) do result[h.name], result.rtt[h.name] = {}, {} end
+  for k, pr in ipairs(list) do
+    local a, b = hosts[pr[1]], hosts[pr[2]]
+    result[a.name][b.name] = rtts[k] ~= false
+    if rtts[k] then
+      result.rtt[a.name][b.name] = rtts[k]
+      result.received = result.received + 1
+    end
+  end
+  local lines = {}
+  for k, pr in ipairs(list) do
+    local line = lines[pr[1]] or {}
+    lines[pr[1]] = line
+    line[#line + 1] = rtts[k] and hosts[pr[2]].name or "X"
+  end
+  for i, h in ipairs(hosts) do
+    if lines[i] then out(("%s -> %s\n"):format(h.name, table.concat(lines[i], " "))) end
+  end
+  local drop = result.sent > 0 and 100 * (result.sent - result.received) / result.sent or 0
+  out(("*** Results: %s%% dropped (%d/%d received)\n"):format(fmt_pct(drop), result.received, result.sent))
+  luaswitch.dispatch(0)
+  return drop, result
+end
+
 
 --- TCP throughput from host a to host b with iperf3 (client on a, server on b).
 -- @tparam[opt] table opts `seconds` (2), `quiet`

@@ -425,6 +425,7 @@ static const luaL_Reg funcs[] = {
     {"switch", lsl_switch_new},
     {"endpoint", lsl_endpoint_new},
     {"bpf", lsl_bpf_new},
+    {"probe", lsl_probe},
     {"monotime", m_monotime},
     {"atexit", m_atexit},
     {"atexit_cancel", m_atexit_cancel},

@@ -126,6 +126,7 @@ void lsl_open_endpoint(lua_State *L);
 int lsl_switch_new(lua_State *L);
 int lsl_endpoint_new(lua_State *L);
 int lsl_bpf_new(lua_State *L); /* lbpf.c: luaswitch.bpf(expr) */
+int lsl_probe(lua_State *L);   /* lprobe.c: luaswitch.core.probe(hosts, pairs, opts) */
 /* Wrap an fd (taking ownership) as an endpoint; pushes it. */
 void lsl_endpoint_push_fd(lua_State *L, int fd);
 /* Push a new port userdata for p, created on switch at sw_idx. */
