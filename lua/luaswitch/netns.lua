@@ -72,7 +72,19 @@ local function ns_kill_all(name)
     :format(q(name), q(name))
 end
 
---- Create a network namespace with its loopback interface up.
+local function first_error(errs)
+  local name, msg = next(errs)
+  return name and ("netns %s: %s"):format(name, msg)
+end
+
+local function wrap(name)
+  local self = setmetatable({ name = name, procs = {} }, NS)
+  self.exit_id = core.atexit(ns_kill_all(name))
+  return self
+end
+
+--- Create a network namespace with its loopback interface up (what `ip netns add` and
+-- `ip link set lo up` do, with no process).
 -- @tparam string name
 -- @tparam[opt] table opts `reuse = true`: take over an existing namespace of that name
 --   (it is still deleted on close)
@@ -82,15 +94,39 @@ function M.create(name, opts)
   opts = opts or {}
   if M.exists(name) then
     if not opts.reuse then return nil, ("netns %s already exists"):format(name), "EEXIST" end
-  else
-    local _, err = must("ip netns add " .. q(name))
-    if err then return nil, err, "EIO" end
+    local self = wrap(name)
+    local _, err = must(("ip -n %s link set lo up"):format(q(name)))
+    if err then self:close() return nil, err, "EIO" end
+    return self
   end
-  local self = setmetatable({ name = name, procs = {} }, NS)
-  self.exit_id = core.atexit(ns_kill_all(name))
-  local _, err = must(("ip -n %s link set lo up"):format(q(name)))
-  if err then self:close() return nil, err, "EIO" end
-  return self
+  local err = first_error(core.netns_add({ name }, 1))
+  if err then return nil, err, "EIO" end
+  return wrap(name)
+end
+
+--- Create many namespaces at once (on several threads: creating one is mostly waiting in
+-- the kernel), each with its loopback interface up. All or nothing: if one cannot be
+-- created, those that were are deleted again.
+-- @tparam {string,...} names
+-- @return a list of ns in the order of names, or nil, message
+function M.create_many(names)
+  for i, name in ipairs(names) do
+    check_name("create_many", ("name %d"):format(i), name, 200)
+    if M.exists(name) then return nil, ("netns %s already exists"):format(name), "EEXIST" end
+  end
+  local errs = core.netns_add(names)
+  local err = first_error(errs)
+  if err then
+    local made = {}
+    for _, name in ipairs(names) do
+      if not errs[name] then made[#made + 1] = name end
+    end
+    core.netns_del(made)
+    return nil, err, "EIO"
+  end
+  local list = {}
+  for i, name in ipairs(names) do list[i] = wrap(name) end
+  return list
 end
 
 function NS:__tostring()
@@ -177,27 +213,29 @@ function NS:close()
   if self.closed then return end
   self.closed = true
   for _, proc in ipairs(self.procs) do proc:cleanup() end
-  M.sh(ns_kill_all(self.name))
+  core.netns_kill({ self.name })
+  core.netns_del({ self.name })
   core.atexit_cancel(self.exit_id)
 end
 NS.__gc = NS.close
 NS.__close = NS.close
 
---- Close several namespaces with one shell command (faster than one close each): kill
--- what runs inside each, delete them. Closed ones in the list are skipped.
+--- Close several namespaces at once (one pass over /proc for their processes, the
+-- deletions on several threads): kill what runs inside each, delete them. Closed ones in
+-- the list are skipped.
 -- @tparam {netns,...} list
 function M.close_all(list)
   local names, ids = {}, {}
   for _, ns in ipairs(list) do
     if getmetatable(ns) == NS and not ns.closed then
       ns.closed = true
-      names[#names + 1] = q(ns.name)
+      names[#names + 1] = ns.name
       ids[#ids + 1] = ns.exit_id
     end
   end
   if #names == 0 then return end
-  M.sh(("for n in %s; do ip netns pids \"$n\" 2>/dev/null | xargs -r kill -9 2>/dev/null; ip netns del \"$n\" 2>/dev/null; done")
-    :format(table.concat(names, " ")))
+  core.netns_kill(names)
+  core.netns_del(names)
   for _, ns in ipairs(list) do
     if getmetatable(ns) == NS then
       for _, proc in ipairs(ns.procs) do os.remove(proc.log) end

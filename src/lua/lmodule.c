@@ -33,14 +33,16 @@ extern int __cxa_atexit(void (*fn)(void *), void *arg, void *dso);
 
 /* Shell commands that undo what Lua helpers created (namespaces, veth pairs), run at
  * exit after the runtimes stopped; each is cancelled when its object is closed. */
-static char *undo[1024];
+static char **undo;     /* undo_cap slots, NULL where free */
+static size_t undo_cap; /* grows by doubling (a lab of 1,000 hosts holds a command each) */
+static size_t undo_free_hint;
 
 static void stop_all_at_exit(void *unused) {
   (void)unused;
   pthread_mutex_lock(&live_mu);
   for (size_t i = 0; i < LS_ARRAY_LEN(live); i++)
     if (live[i]) ls_runtime_stop(live[i]);
-  for (size_t i = LS_ARRAY_LEN(undo); i-- > 0;) {
+  for (size_t i = undo_cap; i-- > 0;) {
     if (!undo[i]) continue;
     if (system(undo[i]) != 0) { /* best effort: the thing may be gone already */
     }
@@ -57,11 +59,24 @@ static int m_atexit(lua_State *L) {
   const char *cmd = luaL_checkstring(L, 1);
   ensure_exit_hook();
   pthread_mutex_lock(&live_mu);
-  size_t i = 0;
-  while (i < LS_ARRAY_LEN(undo) && undo[i]) i++;
-  if (i < LS_ARRAY_LEN(undo)) undo[i] = strdup(cmd);
+  size_t i = undo_free_hint;
+  while (i < undo_cap && undo[i]) i++;
+  if (i == undo_cap && undo_cap < (1u << 24)) {
+    size_t cap = undo_cap ? undo_cap * 2 : 256;
+    char **grown = realloc(undo, cap * sizeof(*grown));
+    if (grown) {
+      memset(grown + undo_cap, 0, (cap - undo_cap) * sizeof(*grown));
+      undo = grown;
+      undo_cap = cap;
+    }
+  }
+  char *copy = i < undo_cap ? strdup(cmd) : NULL;
+  if (copy) {
+    undo[i] = copy;
+    undo_free_hint = i + 1;
+  }
   pthread_mutex_unlock(&live_mu);
-  if (i == LS_ARRAY_LEN(undo)) return luaL_error(L, "atexit: too many registered commands");
+  if (!copy) return luaL_error(L, "atexit: out of memory");
   lua_pushinteger(L, (lua_Integer)i + 1);
   return 1;
 }
@@ -69,10 +84,12 @@ static int m_atexit(lua_State *L) {
 /* core.atexit_cancel(id) */
 static int m_atexit_cancel(lua_State *L) {
   lua_Integer id = luaL_optinteger(L, 1, 0);
-  if (id < 1 || id > (lua_Integer)LS_ARRAY_LEN(undo)) return 0;
   pthread_mutex_lock(&live_mu);
-  free(undo[id - 1]);
-  undo[id - 1] = NULL;
+  if (id >= 1 && (size_t)id <= undo_cap) {
+    free(undo[id - 1]);
+    undo[id - 1] = NULL;
+    if ((size_t)id - 1 < undo_free_hint) undo_free_hint = (size_t)id - 1;
+  }
   pthread_mutex_unlock(&live_mu);
   return 0;
 }
@@ -469,6 +486,7 @@ LUAMOD_API int luaopen_luaswitch_core(lua_State *L) {
   lua_pop(L, 1);
 
   luaL_newlib(L, funcs);
+  lsl_open_netns(L); /* lnetns.c: netns_add, netns_del, ... */
   lua_createtable(L, 0, 2);
   lua_getfield(L, LUA_REGISTRYINDEX, LSL_SWITCH_METHODS);
   lua_setfield(L, -2, "switch");

@@ -125,8 +125,9 @@ void lsl_open_port(lua_State *L);
 void lsl_open_endpoint(lua_State *L);
 int lsl_switch_new(lua_State *L);
 int lsl_endpoint_new(lua_State *L);
-int lsl_bpf_new(lua_State *L); /* lbpf.c: luaswitch.bpf(expr) */
-int lsl_probe(lua_State *L);   /* lprobe.c: luaswitch.core.probe(hosts, pairs, opts) */
+int lsl_bpf_new(lua_State *L);     /* lbpf.c: luaswitch.bpf(expr) */
+int lsl_probe(lua_State *L);       /* lprobe.c: luaswitch.core.probe(hosts, pairs, opts) */
+void lsl_open_netns(lua_State *L); /* lnetns.c: core.netns_add, ... into the table on top */
 /* Wrap an fd (taking ownership) as an endpoint; pushes it. */
 void lsl_endpoint_push_fd(lua_State *L, int fd);
 /* Push a new port userdata for p, created on switch at sw_idx. */
