@@ -134,6 +134,7 @@ describe("lab declarations", function()
     S.raises("unknown option 'colour'", lab.host, lab, "h1", { switch = s1, colour = "red" })
     S.raises("a link joins two different switches", lab.link, lab, s1, "s1")
     S.raises("bad option 'stp' %(true, false or a table", Lab.new, { stp = "yes" })
+    S.raises("bad option 'static_arp' %(a boolean expected", Lab.new, { static_arp = "yes" })
     S.raises("is not running", lab.pingall, lab)
     S.raises("'start' is the name of a lab method", lab.switch, lab, "start")
     assert.matches('luaswitch.lab "decl" %(2 switches; declared%)', tostring(lab))
@@ -323,6 +324,40 @@ describe("labs #root", function()
     S.raises("timeout", lab.pingall, lab, { timeout = -1 })
   end)
 
+  it("static_arp: every neighbour entry filled in at start, nothing ARPs; IPv6 only where it is asked for", function()
+    if needs_root() then return end
+    local lab = new_lab { name = "arp", static_arp = true }
+    local left, right = lab:switch "left", lab:switch "right"
+    lab:link(left, right)
+    local h1 = lab:host("h1", { switch = left, ip = "10.1.0.1/24", gateway = "10.1.0.254" })
+    local h2 = lab:host("h2", { switch = left, ip = { "10.1.0.2/24", "fd00:1::2/64" }, gateway = "10.1.0.254" })
+    local h3 = lab:host("h3", { switch = right, ip = { "10.2.0.3/24" }, gateway = "10.2.0.254" })
+    local h4 = lab:host("h4", { switch = left, ip = { "10.1.0.4/24", "fd00:1::4/64" }, gateway = "10.1.0.254" })
+    local r1 = lab:router("r1", { { left, "10.1.0.254/24" }, { right, "10.2.0.254/24" } })
+    lab:start()
+    -- h1's table: its subnet's other addresses (h2, h4, r1's left leg), permanent, with their MACs
+    local neigh = h1:check("ip -4 neigh show dev eth0 nud permanent")
+    local want = { ["10.1.0.2"] = h2.mac, ["10.1.0.4"] = h4.mac, ["10.1.0.254"] = r1.interfaces[1].mac }
+    local got = {}
+    for ip, mac in neigh:gmatch("(%S+) lladdr (%S+) PERMANENT") do got[ip] = mac end
+    assert.same(want, got)
+    -- the router has both subnets; IPv6 entries between the hosts that have IPv6
+    assert.matches("10%.2%.0%.3 dev eth1 lladdr " .. h3.mac:gsub("%p", "%%%0") .. " PERMANENT", r1:check("ip -4 neigh show"))
+    assert.matches("fd00:1::4 lladdr " .. h4.mac:gsub("%p", "%%%0") .. " PERMANENT",
+      h2:check("ip -6 neigh show dev eth0 nud permanent"))
+    assert.equal(0, (lab:pingall { quiet = true }))
+    -- no ARP request went out: no host's table holds a learned (non-permanent) entry
+    for _, h in ipairs { h1, h2, h3, h4 } do
+      assert.equal("", h:check("ip -4 neigh show nud reachable nud stale nud delay nud probe nud failed nud incomplete"))
+    end
+    -- IPv6 is on where an IPv6 address is, off elsewhere, and the namespace's default is back on
+    assert.equal("1\n", h1:check("cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6"))
+    assert.equal("0\n", h2:check("cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6"))
+    assert.equal("0\n", h1:check("cat /proc/sys/net/ipv6/conf/default/disable_ipv6"))
+    assert.is_true((h2:ping("fd00:1::4")))
+    assert.is_true((h3:ping(h1)))
+  end)
+
   it("runs commands in hosts (output, status), pings, routes through a router, measures TCP", function()
     if needs_root() then return end
     local lab = new_lab { name = "routed" }
@@ -461,8 +496,10 @@ print("STARTED")
     local c = child(script, q(prefix), dir)
     local ok, err = pcall(function()
       assert.truthy(c.wait_output("PAUSED", 20))
-      assert.is_true(netns.exists(prefix .. "h3"))
-      assert.is_false(netns.exists(prefix .. "h4"))
+      -- every namespace is made at once, then the hosts' interfaces one by one
+      assert.is_true(netns.exists(prefix .. "h4"))
+      assert.equal(0, select(3, os.execute(("ip -n %s link show eth0 >/dev/null 2>&1"):format(q(prefix .. "h3")))))
+      assert.is_not.equal(0, select(3, os.execute(("ip -n %s link show eth0 >/dev/null 2>&1"):format(q(prefix .. "h4")))))
       c.kill("INT")
       assert.is_true(luaswitch.wait_until(function() return not c.alive() end, 20), "still running after SIGINT")
     end)

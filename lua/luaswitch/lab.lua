@@ -360,7 +360,12 @@ local IMPAIR = set(IMPAIR_KEYS)
 --   (print what happens), `log` (a function called with each progress line instead),
 --   `stp` (run the spanning tree on every switch: `true` for lab timers — hello 0.125 s,
 --   forward delay 0.25 s, max age 0.75 s — or a table of `sw:stp` settings; a switch's own
---   `stp` option wins, `stp = false` leaves it out; see `lab:start()`)
+--   `stp` option wins, `stp = false` leaves it out; see `lab:start()`),
+--   `neigh_limits` (false: leave the kernel's neighbour-table limits alone; by default
+--   they are raised to fit the lab while it runs),
+--   `static_arp` (true: fill every host's and router's neighbour table with the lab's
+--   other addresses on its subnets at start, as Mininet's `--arp`, so that nothing ARPs;
+--   what a large all-pairs `pingall` wants)
 -- @treturn lab
 function M.new(opts)
   if type(opts) == "string" then opts = { name = opts } end
@@ -368,9 +373,11 @@ function M.new(opts)
     argerr("new", 1, 2, "a table of options or a name expected, got %s", type(opts))
   end
   opts = opts or {}
-  check_options("lab.new", opts, set { "name", "prefix", "dir", "verbose", "log", "stp", "neigh_limits" }, 2)
-  if opts.neigh_limits ~= nil and type(opts.neigh_limits) ~= "boolean" then
-    opterr("lab.new", "neigh_limits", 2, "a boolean expected, got %s", describe(opts.neigh_limits))
+  check_options("lab.new", opts, set { "name", "prefix", "dir", "verbose", "log", "stp", "neigh_limits", "static_arp" }, 2)
+  for _, k in ipairs { "neigh_limits", "static_arp" } do
+    if opts[k] ~= nil and type(opts[k]) ~= "boolean" then
+      opterr("lab.new", k, 2, "a boolean expected, got %s", describe(opts[k]))
+    end
   end
   local name = opts.name or "lab"
   if type(name) ~= "string" or not name:match("^[%w_.%-]+$") or #name > 64 then
@@ -401,6 +408,7 @@ function M.new(opts)
     dir = opts.dir or ("/tmp/luaswitch-%s"):format(prefix:gsub("%-$", "")), own_dir = opts.dir == nil,
     nodes = {}, switches = {}, hosts = {}, routers = {}, vms = {}, links = {}, link_names = {},
     undo_id = false, started = false, neigh_limits = opts.neigh_limits ~= false,
+    static_arp = opts.static_arp == true,
   }, Lab)
 end
 
@@ -786,6 +794,10 @@ end
 -- Configure addresses, routes and sysctls of an interface's namespace in one command;
 -- returns the interface's MAC.
 local function configure(ns, ifname, addresses, extra)
+  if not extra or #extra == 0 then -- addresses only: rtnetlink from here, no process
+    for _, a in ipairs(addresses) do ok_or_fail(("configuring %s in %s"):format(ifname, ns), core.netns_addr(ns, ifname, a)) end
+    return ok_or_fail(("configuring %s in %s"):format(ifname, ns), core.netns_mac(ns, ifname))
+  end
   local cmds = {}
   for _, a in ipairs(addresses) do
     cmds[#cmds + 1] = ("ip addr add %s dev %s%s"):format(q(a), q(ifname), a:find(":") and " nodad" or "")
@@ -902,24 +914,52 @@ local function edge(sw, o)
   if sw.stp_on and o.stp_edge == nil then o.stp_edge = true end
 end
 
+-- A lab interface with no IPv6 address has IPv6 off: otherwise each one, coming up, sends
+-- router solicitations, duplicate address detection and MLD reports that every host of
+-- its segment receives, which makes starting N hosts cost N x N frames (most of a 1,000-
+-- host start). Interfaces are made with the namespace's default turned off, then those
+-- with an IPv6 address are turned on, and the default is put back for what the user adds.
+local IPV6_DEFAULT = "net/ipv6/conf/default/disable_ipv6"
+
+local function ipv6_off(ns, what)
+  ok_or_fail(what, core.netns_sysctl(ns, IPV6_DEFAULT, "1"))
+end
+
+local function ipv6_on(ns, ifname, addresses, what)
+  for _, a in ipairs(addresses) do
+    if a:find(":") then
+      ok_or_fail(what, core.netns_sysctl(ns, ("net/ipv6/conf/%s/disable_ipv6"):format(ifname), "0"))
+      break
+    end
+  end
+end
+
 local function start_host(self, h)
-  h.ns = ok_or_fail(("host %s"):format(h.name), netns.create(h.netns))
+  h.ns = h.ns or ok_or_fail(("host %s"):format(h.name), netns.create(h.netns))
+  local what = ("host %s"):format(h.name)
+  ipv6_off(h.netns, what)
   local o = port_opts(h.port_opts, { kind = "tap", name = h.port_name, ifname = "eth0", netns = h.netns,
     mac = h.mac, mtu = h.mtu, vlan = vlan_port(h.vlan) })
   edge(h.switch, o)
-  h.port = ok_or_fail(("host %s"):format(h.name), h.switch.sw:port(o))
+  h.port = ok_or_fail(what, h.switch.sw:port(o))
+  ok_or_fail(what, core.netns_sysctl(h.netns, IPV6_DEFAULT, "0"))
+  ipv6_on(h.netns, "eth0", h.addresses, what)
   h.mac = configure(h.netns, "eth0", h.addresses, route_commands(h.routes))
 end
 
 local function start_router(self, r)
-  r.ns = ok_or_fail(("router %s"):format(r.name), netns.create(r.netns))
+  r.ns = r.ns or ok_or_fail(("router %s"):format(r.name), netns.create(r.netns))
   r.ports = {}
+  local what = ("router %s"):format(r.name)
+  ipv6_off(r.netns, what)
   for i, it in ipairs(r.interfaces) do
     local o = port_opts(it.port_opts, { kind = "tap", name = it.port_name, ifname = it.ifname, netns = r.netns,
       mac = it.mac, mtu = it.mtu, vlan = vlan_port(it.vlan) })
     edge(it.switch, o)
-    r.ports[i] = ok_or_fail(("router %s"):format(r.name), it.switch.sw:port(o))
+    r.ports[i] = ok_or_fail(what, it.switch.sw:port(o))
   end
+  ok_or_fail(what, core.netns_sysctl(r.netns, IPV6_DEFAULT, "0"))
+  for _, it in ipairs(r.interfaces) do ipv6_on(r.netns, it.ifname, it.addresses, what) end
   for i, it in ipairs(r.interfaces) do
     local extra = i == #r.interfaces and route_commands(r.routes) or {}
     if i == 1 then
@@ -952,11 +992,44 @@ local function start_vm(self, v)
   v.qemu = v.netdev .. " " .. v.device
 end
 
+-- Lab.new { static_arp = true }: every host and router interface gets a permanent
+-- neighbour entry for each other lab address on its subnets (Mininet's --arp), so no
+-- ARP or neighbour solicitation is flooded; one batched rtnetlink call per address.
+local function static_neighbours(self)
+  local ifaces, flat = {}, {}
+  for _, h in ipairs(self.hosts) do ifaces[#ifaces + 1] = { h.netns, "eth0", h.addresses, h.mac } end
+  for _, r in ipairs(self.routers) do
+    for _, it in ipairs(r.interfaces) do ifaces[#ifaces + 1] = { r.netns, it.ifname, it.addresses, it.mac } end
+  end
+  for _, it in ipairs(ifaces) do
+    for _, a in ipairs(it[3]) do
+      flat[#flat + 1], flat[#flat + 2] = a:match("^[^/]+"), it[4]
+    end
+  end
+  local entries = 0
+  for _, it in ipairs(ifaces) do
+    for _, a in ipairs(it[3]) do
+      entries = entries + ok_or_fail(("static neighbour entries for %s in %s"):format(it[2], it[1]),
+        core.netns_neigh(it[1], it[2], a, flat))
+    end
+  end
+  self.log(("*** static neighbour entries: %d (static_arp)"):format(entries))
+end
+
 local function start_all(self)
   if #self.vms > 0 then
     must(("mkdir -p -m 0700 %s"):format(q(self.dir)), "lab directory")
   end
   start_switches(self)
+  -- every host's and router's namespace in one batch (created on several threads)
+  local nodes, names = {}, {}
+  for _, list in ipairs { self.hosts, self.routers } do
+    for _, n in ipairs(list) do
+      nodes[#nodes + 1], names[#names + 1] = n, n.netns
+    end
+  end
+  local made = ok_or_fail("namespaces", netns.create_many(names))
+  for i, n in ipairs(nodes) do n.ns = made[i] end
   for _, l in ipairs(self.links) do
     start_link(self, l)
     self.log(("*** link %s: %s <-> %s (%s)"):format(l.name, l.a.name, l.b.name, link_summary(l)))
@@ -976,6 +1049,7 @@ local function start_all(self)
     end
     self.log(("*** router %s: %s, netns %s"):format(r.name, table.concat(legs, "; "), r.netns))
   end
+  if self.static_arp then static_neighbours(self) end
   for _, v in ipairs(self.vms) do
     start_vm(self, v)
     self.log(("*** vm %s (%s on %s): qemu-system-x86_64 ... %s"):format(v.name, v.transport, v.switch.name, v.qemu))
@@ -1098,21 +1172,34 @@ function Lab:stop()
     end
     v.endpoints, v.procs = {}, {}
   end
-  for _, s in ipairs(self.switches) do
-    if s.sw and not s.sw.closed then pcall(s.sw.close, s.sw) end
-    s.sw = nil
-  end
+  -- The namespaces go first: the kernel then removes their TAP devices in one batch as it
+  -- frees them, where closing each TAP port first would unregister its device alone (about
+  -- 20 ms each, mostly waiting); the ports see their devices go and close quietly after.
   local spaces = {}
   for _, n in ipairs(self.hosts) do spaces[#spaces + 1] = n.ns end
   for _, n in ipairs(self.routers) do spaces[#spaces + 1] = n.ns end
   for _, l in ipairs(self.links) do
     if l.veth then pcall(l.veth.close, l.veth) end
     for _, n in ipairs(l.ns or {}) do spaces[#spaces + 1] = n end
-    l.ns, l.veth, l.ports = nil, nil, nil
+    l.ns, l.veth = nil, nil
   end
   pcall(netns.close_all, spaces)
-  -- what the netns objects did not cover (created but not yet registered when interrupted)
-  sh(undo_command(self))
+  for _, s in ipairs(self.switches) do
+    if s.sw and not s.sw.closed then pcall(s.sw.close, s.sw) end
+    s.sw = nil
+  end
+  for _, l in ipairs(self.links) do l.ports = nil end
+  -- what the netns objects did not cover (created but not yet registered when interrupted),
+  -- as the exit hook's command would, without a shell
+  local left = {}
+  for _, n in ipairs(namespaces_of(self)) do
+    if netns.exists(n) then left[#left + 1] = n end
+  end
+  if #left > 0 then
+    core.netns_kill(left)
+    core.netns_del(left)
+  end
+  if self.own_dir and #self.vms > 0 then sh(("rm -rf %s"):format(q(self.dir))) end
   if self.undo_id then core.atexit_cancel(self.undo_id) end
   self.undo_id = false
   for _, h in ipairs(self.hosts) do h.ns, h.port = nil, nil end
@@ -1452,7 +1539,8 @@ end
 -- a pair is reported unreachable only when none was answered, as `ping -c 1` run for that
 -- pair alone would find it.
 -- @tparam[opt] table opts `timeout` (seconds to wait for a reply, default 1), `attempts`
---   (default 3), `window` (requests in flight, default 64), `pairs` (`"all"`, the default;
+--   (default 3), `window` (requests in flight; default 64, or 8,192 / hosts when that is
+--   less and the lab has no `static_arp`, at least 4), `pairs` (`"all"`, the default;
 --   a number: that many pairs drawn at random; or a list of `{ from, to }` hosts or names),
 --   `quiet`
 -- @treturn number the percentage of pairs without a reply
@@ -1474,8 +1562,12 @@ function Lab:pingall(opts)
   for _, pr in ipairs(list) do
     flat[#flat + 1], flat[#flat + 2] = pr[1], pr[2]
   end
+  -- Without static neighbour entries each new pair's first request waits on an ARP
+  -- broadcast that every host of the segment receives: keep the floods in flight at once
+  -- to what the hosts' queues take (about 8,192 frames), not a storm of the prober's making.
+  local window = opts.window or (self.static_arp and 64 or math.max(4, math.min(64, 8192 // math.max(1, #hosts))))
   local ok, rtts, st = pcall(core.probe, targets, flat, { timeout = opts.timeout, attempts = opts.attempts,
-    window = opts.window })
+    window = window })
   if not ok then error(("pingall: %s"):format(tostring(rtts):gsub("^bad argument #%d to 'probe' ", "")), 2) end
   if not rtts then error(("pingall: %s"):format(st), 2) end
   local result = { sent = #list, received = 0, elapsed = st.elapsed, probe = st, rtt = {} }
