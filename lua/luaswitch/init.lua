@@ -57,9 +57,6 @@ M.running = core.running
 -- until `advance` moves it, so aging can be tested in microseconds.
 -- @function clock
 M.clock = core.clock
---- Move a manual clock forward by `seconds` and run aging at the new time.
--- @function advance
-M.advance = core.advance
 --- Seconds on the runtime clock.
 -- @function now
 M.now = core.now
@@ -185,7 +182,11 @@ end
 core.metatables.port.__close = port_methods.close
 core.metatables.switch.__close = switch_methods.close
 
+local timers = {} -- pending luaswitch.after timers, by due time then creation (see below)
+
 local function stop()
+  for _, t in ipairs(timers) do t.cancelled = true end
+  timers = {}
   local ports = {}
   for _, sw in ipairs(core.switches()) do
     for _, p in ipairs(sw:ports()) do ports[#ports + 1] = p end
@@ -526,6 +527,90 @@ function switch_methods.fdb_load(sw, path)
   return n, skipped
 end
 
+-- ---- timers on the runtime clock ------------------------------------------------------------
+
+local timer_seq = 0
+local Timer = {}
+Timer.__index = Timer
+
+function Timer:__tostring()
+  return ("luaswitch.timer (due at %.6f s%s)"):format(self.due, self.cancelled and ", cancelled"
+    or self.fired and ", fired" or "")
+end
+
+--- Call `fn(ev)` once, `seconds` from now on the runtime clock (`luaswitch.now()`), from
+-- `dispatch()` (so from `run`, `wait_until` and the REPL's loop too), with the handler
+-- budget; `ev` is `{ type = "timer", time = now, due = when it was due, timer = t }`. With
+-- the manual clock a timer fires when `advance` moves the clock past it, at its own time:
+-- `advance(3)` over timers due at 1 and 2.5 moves to 1, fires, moves to 2.5, fires, moves
+-- to 3. An error in `fn` is reported (`luaswitch.report`) like a handler's.
+-- @tparam number seconds
+-- @tparam function fn
+-- @treturn timer `t.due` (runtime clock), `t:cancel()`, `t.fired`, `t.cancelled`
+function M.after(seconds, fn)
+  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 or seconds > 1e9 then
+    error(("bad argument #1 to 'after' (seconds between 0 and 1e9 expected, got %s)"):format(tostring(seconds)), 2)
+  end
+  if type(fn) ~= "function" then
+    error(("bad argument #2 to 'after' (function expected, got %s)"):format(type(fn)), 2)
+  end
+  timer_seq = timer_seq + 1
+  local t = setmetatable({ due = core.now() + seconds, fn = fn, seq = timer_seq, fired = false,
+    cancelled = false }, Timer)
+  local i = #timers
+  while i > 0 and timers[i].due > t.due do i = i - 1 end
+  table.insert(timers, i + 1, t)
+  return t
+end
+
+--- Cancel a timer that has not fired (no-op otherwise).
+function Timer:cancel()
+  for i, t in ipairs(timers) do
+    if t == self then
+      table.remove(timers, i)
+      self.cancelled = true
+      return true
+    end
+  end
+  return false
+end
+
+--- Pending timers, soonest first.
+function M.timers()
+  return table.move(timers, 1, #timers, 1, {})
+end
+
+-- Fire the timers due at or before `limit`; returns how many.
+local function run_timers(limit, budget)
+  local n = 0
+  while timers[1] and timers[1].due <= limit do
+    local t = table.remove(timers, 1)
+    t.fired = true
+    call_handler(t.fn, { type = "timer", time = core.now(), due = t.due, timer = t }, budget)
+    n = n + 1
+  end
+  return n
+end
+
+--- Move a manual clock forward by `seconds` and run aging at the new time; timers due on
+-- the way fire at their own times (see `after`).
+-- @tparam number seconds
+function M.advance(seconds)
+  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 or seconds > 1e9 then
+    error("bad argument #1 to 'advance' (seconds must be between 0 and 1e9)", 2)
+  end
+  if core.clock() ~= "manual" or not timers[1] then return core.advance(seconds) end
+  local target = core.now() + seconds
+  while timers[1] and timers[1].due <= target do
+    local due = timers[1].due
+    local step = due - core.now()
+    if step > 0 then core.advance(step) end
+    run_timers(due, budget_of(M.handler_budget))
+  end
+  local rest = target - core.now()
+  core.advance(rest > 0 and rest or 0)
+end
+
 --- Run the handlers of pending events, first waiting up to `timeout` seconds (default 0)
 -- for one to arrive.
 -- @treturn integer number of events dispatched
@@ -537,11 +622,16 @@ function M.dispatch(timeout)
   local budget = budget_of(M.handler_budget)
   local evs, lost = core.events()
   if #evs == 0 and lost == 0 and timeout > 0 then
-    if core.wait(timeout) then evs, lost = core.events() end
+    if timers[1] and core.clock() ~= "manual" then -- wake for the next timer
+      local left = timers[1].due - core.now()
+      if left < timeout then timeout = left > 0 and left or 0 end
+    end
+    if timeout > 0 and core.wait(timeout) then evs, lost = core.events() end
   end
   if lost > 0 then deliver({ type = "lost", count = lost, time = core.now() }, budget) end
   for i = 1, #evs do deliver(evs[i], budget) end
-  return #evs
+  local fired = timers[1] and run_timers(core.now() + 1e-9, budget) or 0
+  return #evs + fired
 end
 
 local quitting = false
