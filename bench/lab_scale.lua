@@ -11,11 +11,14 @@
 -- process's RSS, and the machine's MemAvailable, which counts the kernel's namespaces
 -- too). arp: `static` starts each lab with `static_arp = true` (Mininet's --arp),
 -- `dynamic` lets hosts ARP, `auto` (the default) is static above 256 hosts, where
--- flooded ARPs of an all-pairs ping are most of the work. Where Mininet is installed (`apt-get install mininet bridge-utils`) it runs
--- `mn --switch lxbr --controller none --topo tree,depth=2,fanout=F --test pingall` (up to
--- 64 hosts: its pingall is one ping after another) or `--test none` (start and stop only)
--- and prints the ratio luaswitch / Mininet of the same work. Everything is removed at the
--- end (and at exit if interrupted).
+-- flooded ARPs of an all-pairs ping are most of the work. Where Mininet is installed
+-- (`apt-get install mininet bridge-utils`) it runs `mn --switch lxbr --controller none
+-- --topo tree,depth=2,fanout=F --test none` (start and stop) and, up to 64 hosts,
+-- `--test pingall` (its pingall is one ping after another), and prints the ratio
+-- luaswitch / Mininet of the same work (Mininet only up to LAB_SCALE_MN_MAX hosts,
+-- default 256: its 1,024-host tree takes many minutes). With LAB_SCALE_TSV=file each row
+-- is also appended there as tab-separated values, for bench/lab_scale_plot.sh.
+-- Everything is removed at the end (and at exit if interrupted).
 
 local luaswitch = require "luaswitch"
 local Lab = require "luaswitch.lab"
@@ -48,6 +51,8 @@ local function rss_kb()
 end
 
 local have_mn = want_mn ~= "no" and sh("command -v mn"):match("%S") ~= nil
+local mn_max = tonumber(os.getenv("LAB_SCALE_MN_MAX") or "") or 256
+local tsv = os.getenv("LAB_SCALE_TSV")
 
 local function tree(F)
   local static = arp == "static" or (arp == "auto" and F * F > 256)
@@ -100,13 +105,20 @@ local function ours(F)
   return r
 end
 
-local function mininet(F)
-  local test = F * F <= 64 and "pingall" or "none"
+local function mn_run(F, test)
   local t = luaswitch.monotime()
   local out = sh(("mn --switch lxbr --controller none --topo tree,depth=2,fanout=%d --test %s"):format(F, test))
   local took = luaswitch.monotime() - t
   local drop = out:match("Results: (%d+)%% dropped")
-  return { total = took, test = test, drop = drop and tonumber(drop), completed = tonumber(out:match("completed in ([%d.]+) seconds")) }
+  return took, drop and tonumber(drop)
+end
+
+-- Mininet's start + stop of the tree (`--test none`), and up to 64 hosts its whole
+-- start + pingall + stop (`--test pingall`: one ping after another, slow past that)
+local function mininet(F)
+  local m = { none = mn_run(F, "none") }
+  if F * F <= 64 then m.pingall, m.drop = mn_run(F, "pingall") end
+  return m
 end
 
 print(("%-6s %-7s %8s %9s %8s %8s %7s %8s %9s %9s %s"):format("hosts", "arp", "start s", "pingall s", "pairs", "lost %",
@@ -116,13 +128,23 @@ for _, size in ipairs(sizes) do
   local r = ours(F)
   local line = ("%-6d %-7s %8.2f %9.2f %8d %8.1f %7s %8.2f %6.0f kB %6.0f kB"):format(r.hosts, r.arp, r.start, r.pingall, r.pairs,
     r.drop, r.truth, r.stop, r.rss, r.mem)
-  if have_mn then
-    local m = mininet(F)
-    local mine = r.start + r.stop + (m.test == "pingall" and r.pingall or 0)
-    line = line .. (" | mn --test %s: %.1f s (%s%% lost); luaswitch %s: %.1f s = %.2fx"):format(m.test, m.total,
-      m.drop and tostring(m.drop) or "-", m.test == "pingall" and "start+pingall+stop" or "start+stop", mine,
-      mine / m.total)
+  local m
+  if have_mn and F * F <= mn_max then
+    m = mininet(F)
+    line = line .. (" | mn start+stop %.1f s: ours %.2fx"):format(m.none, (r.start + r.stop) / m.none)
+    if m.pingall then
+      local mine = r.start + r.pingall + r.stop
+      line = line .. ("; start+pingall+stop %.1f s (%s%% lost): ours %.1f s = %.2fx"):format(m.pingall,
+        m.drop and tostring(m.drop) or "?", mine, mine / m.pingall)
+    end
   end
   print(line)
   io.stdout:flush()
+  if tsv then
+    local f = assert(io.open(tsv, "a"))
+    f:write(table.concat({ r.hosts, r.arp, ("%.3f"):format(r.start), ("%.3f"):format(r.pingall), r.pairs,
+      ("%.2f"):format(r.drop), ("%.3f"):format(r.stop), ("%.0f"):format(r.rss), ("%.0f"):format(r.mem),
+      m and ("%.3f"):format(m.none) or "-", m and m.pingall and ("%.3f"):format(m.pingall) or "-" }, "\t"), "\n")
+    f:close()
+  end
 end

@@ -324,6 +324,15 @@ describe("labs #root", function()
     S.raises("timeout", lab.pingall, lab, { timeout = -1 })
   end)
 
+  it("bench/lab_scale.lua runs a tree and checks its verdict (no Mininet here)", function()
+    if needs_root() then return end
+    local out, rc = sh(("%s %s 16,25 no 2>&1"):format(q(BIN), q(SRC .. "/bench/lab_scale.lua")))
+    assert.equal(0, rc, out)
+    -- hosts arp start pingall pairs lost truth stop ...: every pair answered, the sample agrees
+    assert.matches("\n16%s+dynamic%s+[%d.]+%s+[%d.]+%s+240%s+0%.0%s+0/%d+%s", out)
+    assert.matches("\n25%s+dynamic%s+[%d.]+%s+[%d.]+%s+600%s+0%.0%s+0/%d+%s", out)
+  end)
+
   it("static_arp: every neighbour entry filled in at start, nothing ARPs; IPv6 only where it is asked for", function()
     if needs_root() then return end
     local lab = new_lab { name = "arp", static_arp = true }

@@ -351,8 +351,8 @@ int ls_netns_link_mac(const char *name, const char *ifname, uint8_t mac[6]) {
   return r;
 }
 
-int ls_netns_neigh_add(const char *name, const char *ifname, int family, const void *addrs,
-                       const uint8_t *macs, uint32_t n) {
+int ls_netns_neigh(const char *name, const char *ifname, int family, const void *addrs,
+                   const uint8_t *macs, uint32_t n, bool del) {
   if (family != AF_INET && family != AF_INET6) return -EINVAL;
   size_t alen = family == AF_INET ? 4 : 16;
   int saved;
@@ -377,8 +377,8 @@ int ls_netns_neigh_add(const char *name, const char *ifname, int family, const v
       struct nlmsghdr *nh = (struct nlmsghdr *)(buf + len);
       memset(nh, 0, msg);
       nh->nlmsg_len = NLMSG_LENGTH(sizeof(struct ndmsg));
-      nh->nlmsg_type = RTM_NEWNEIGH;
-      nh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+      nh->nlmsg_type = del ? RTM_DELNEIGH : RTM_NEWNEIGH;
+      nh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (del ? 0 : NLM_F_CREATE | NLM_F_REPLACE);
       nh->nlmsg_seq = ++seq;
       struct ndmsg *nd = NLMSG_DATA(nh);
       nd->ndm_family = (unsigned char)family;
@@ -406,7 +406,7 @@ int ls_netns_neigh_add(const char *name, const char *ifname, int family, const v
         if (nh->nlmsg_type != NLMSG_ERROR) continue;
         acked++;
         int e = ((struct nlmsgerr *)NLMSG_DATA(nh))->error;
-        if (e && !r) r = e;
+        if (e && !r && !(del && e == -ENOENT)) r = e; /* deleting what is gone is fine */
       }
     }
   }

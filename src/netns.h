@@ -47,10 +47,11 @@ int ls_netns_addr_add(const char *name, const char *ifname, int family, const vo
 int ls_netns_link_mac(const char *name, const char *ifname, uint8_t mac[6]);
 /* Inside namespace `name`: n permanent neighbour entries on interface ifname (addrs: n
  * addresses of 4 or 16 bytes by family, macs: n × 6 bytes), what `ip neigh replace ADDR
- * lladdr MAC nud permanent dev IF` does for each, in a few batched rtnetlink messages.
+ * lladdr MAC nud permanent dev IF` does for each, in a few batched rtnetlink messages;
+ * with del, `ip neigh del ADDR dev IF` (an entry already gone is not an error).
  * 0 or the first -errno. */
-int ls_netns_neigh_add(const char *name, const char *ifname, int family, const void *addrs,
-                       const uint8_t *macs, uint32_t n);
+int ls_netns_neigh(const char *name, const char *ifname, int family, const void *addrs,
+                   const uint8_t *macs, uint32_t n, bool del);
 /* Inside namespace `name`: write value to /proc/sys/KEY (KEY in path form, e.g.
  * "net/ipv6/conf/eth0/disable_ipv6"), as `sysctl -w` run there. 0 or -errno. */
 int ls_netns_sysctl(const char *name, const char *key, const char *value);

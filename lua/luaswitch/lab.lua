@@ -51,6 +51,7 @@ Router.__name, VM.__name, Link.__name = "luaswitch.lab.router", "luaswitch.lab.v
 -- Labs started and not yet stopped: held here so that dropping the last reference does
 -- not tear a running lab down (as with switches); finalized when the Lua state closes.
 local running = {}
+local start_live -- defined with the start-up code below
 local labs_made = 0
 
 --- Spanning tree timers for labs (`Lab.new { stp = true }`): exact in 1/256 s, as BPDUs
@@ -408,7 +409,7 @@ function M.new(opts)
     dir = opts.dir or ("/tmp/luaswitch-%s"):format(prefix:gsub("%-$", "")), own_dir = opts.dir == nil,
     nodes = {}, switches = {}, hosts = {}, routers = {}, vms = {}, links = {}, link_names = {},
     undo_id = false, started = false, neigh_limits = opts.neigh_limits ~= false,
-    static_arp = opts.static_arp == true,
+    static_arp = opts.static_arp == true, seq = { host = 0, vm = 0, link = 0 }, schedules = {},
   }, Lab)
 end
 
@@ -439,12 +440,14 @@ local function check_lab(self, fname)
   end
 end
 
+-- Declaring is possible before start and while the lab runs (the node is then created at
+-- once, see start_live); not while it starts or stops. Returns true when live.
 local function declaring(self, fname)
   check_lab(self, fname)
-  if self.state == "running" or self.state == "starting" then
-    error(("%s: lab '%s' is running; declare everything before lab:start() (or lab:stop() first)")
-      :format(fname, self.name), 3)
+  if self.state == "starting" then
+    error(("%s: lab '%s' is starting; declare before lab:start() or once it runs"):format(fname, self.name), 3)
   end
+  return self.state == "running"
 end
 
 local function running_only(self, fname, level)
@@ -498,15 +501,17 @@ end
 -- @return switch (its methods are those of the luaswitch switch once the lab runs:
 --   `s1:fdb()`; `s1:on(event, fn)` may be called before)
 function Lab:switch(name, opts)
-  declaring(self, "switch")
+  local live = declaring(self, "switch")
   check_name(self, "switch", name, 2)
   if opts ~= nil and type(opts) ~= "table" then
     argerr("switch", 2, 2, "a table of switch options expected, got %s", type(opts))
   end
   opts = copy(opts)
   if opts.name ~= nil then opterr("switch", "name", 2, "the name is argument #1") end
-  return add_node(self, setmetatable({ lab = self, name = name, kind = "switch", opts = opts, handlers = {},
+  local s = add_node(self, setmetatable({ lab = self, name = name, kind = "switch", opts = opts, handlers = {},
     port_names = {}, vlans = false }, Switch), self.switches)
+  if live then start_live(self, s, "switch", 2) end
+  return s
 end
 
 local function port_name(sw, want)
@@ -547,13 +552,14 @@ local HOST_OPTS = set { "switch", "ip", "gateway", "routes", "vlan", "mac", "mtu
 --   options for its TAP port: flags, `max_macs`, ...)
 -- @return host: after start `host.ns` (luaswitch.netns), `host.port`, `host.ip`, `host.mac`
 function Lab:host(name, opts)
-  declaring(self, "host")
+  local live = declaring(self, "host")
   check_name(self, "host", name, 2)
   if type(opts) ~= "table" then argerr("host", 2, 2, "a table of host options with a 'switch' expected, got %s", type(opts)) end
   check_options("host", opts, HOST_OPTS, 2)
   if opts.switch == nil then opterr("host", "switch", 2, "every host needs the switch it is plugged into") end
   local sw = find_switch(self, opts.switch, function(fmt, ...) opterr("host", "switch", 4, fmt, ...) end)
-  local n = #self.hosts + 1
+  self.seq.host = self.seq.host + 1
+  local n = self.seq.host
   local ip = opts.ip
   if ip == nil then ip = ("10.%d.%d.%d/8"):format(n >> 16 & 255, n >> 8 & 255, n & 255) end
   local h = setmetatable({ lab = self, name = name, kind = "host", switch = sw, number = n,
@@ -575,7 +581,9 @@ function Lab:host(name, opts)
     if a:find("^%d+%.") then h.ip = a:match("^[^/]+") break end
   end
   h.port_name = port_name(sw, name)
-  return add_node(self, h, self.hosts)
+  add_node(self, h, self.hosts)
+  if live then start_live(self, h, "host", 2) end
+  return h
 end
 
 local IFACE_OPTS = set { "switch", "ip", "vlan", "mac", "mtu", "port", 1, 2 }
@@ -588,7 +596,7 @@ local IFACE_OPTS = set { "switch", "ip", "vlan", "mac", "mtu", "port", 1, 2 }
 --   `gateway` as for a host
 -- @return router: after start `router.ns`, `router.ports` (one per interface)
 function Lab:router(name, opts)
-  declaring(self, "router")
+  local live = declaring(self, "router")
   check_name(self, "router", name, 2)
   if type(opts) ~= "table" then
     argerr("router", 2, 2, "a table with the router's interfaces expected, got %s", type(opts))
@@ -635,7 +643,9 @@ function Lab:router(name, opts)
       if not r.ip and a:find("^%d+%.") then r.ip = a:match("^[^/]+") end
     end
   end
-  return add_node(self, r, self.routers)
+  add_node(self, r, self.routers)
+  if live then start_live(self, r, "router", 2) end
+  return r
 end
 
 local VM_KINDS = { unix = true, stream = true, socketpair = true }
@@ -649,7 +659,7 @@ local VM_KINDS = { unix = true, stream = true, socketpair = true }
 -- @return vm: after start `vm.qemu` (the `-netdev ... -device ...` arguments), `vm.port`,
 --   `vm:endpoint()` (a stand-in speaking the same framing), `vm:spawn(cmd)`
 function Lab:vm(name, opts)
-  declaring(self, "vm")
+  local live = declaring(self, "vm")
   check_name(self, "vm", name, 2)
   if type(opts) ~= "table" then argerr("vm", 2, 2, "a table of VM options with a 'switch' expected, got %s", type(opts)) end
   check_options("vm", opts, set { "switch", "kind", "vlan", "mac", "port" }, 2)
@@ -659,14 +669,17 @@ function Lab:vm(name, opts)
   if not VM_KINDS[kind] then
     opterr("vm", "kind", 2, "\"unix\", \"stream\" or \"socketpair\" expected, got %s", describe(kind))
   end
-  local n = #self.vms + 1
+  self.seq.vm = self.seq.vm + 1
+  local n = self.seq.vm
   local v = setmetatable({ lab = self, name = name, kind = "vm", transport = kind, switch = sw,
     vlan = check_vlan("vm", opts.vlan, 2), port_opts = check_port_opts("vm", opts.port, 2),
     mac = check_mac("vm", opts.mac, 2) or ("52:54:00:%02x:%02x:%02x"):format(my_pid() >> 8 & 255,
       (my_pid() + labs_made) & 255, n & 255), procs = {}, endpoints = {} }, VM)
   if v.vlan then needs_vlans(sw, "vm", "vlan", 2) end
   v.port_name = port_name(sw, name)
-  return add_node(self, v, self.vms)
+  add_node(self, v, self.vms)
+  if live then start_live(self, v, "vm", 2) end
+  return v
 end
 
 local LINK_OPTS = set { "kind", "name", "trunk", "native", "vni", "port", table.unpack(IMPAIR_KEYS) }
@@ -683,7 +696,7 @@ local LINK_OPTS = set { "kind", "name", "trunk", "native", "vni", "port", table.
 --   as `port:impair`)
 -- @return link, with `link:impair(dir, opts)` and after start `link.ports` `{ a =, b = }`
 function Lab:link(a, b, opts)
-  declaring(self, "link")
+  local live = declaring(self, "link")
   local sa = find_switch(self, a, function(fmt, ...) argerr("link", 1, 4, fmt, ...) end)
   local sb = find_switch(self, b, function(fmt, ...) argerr("link", 2, 4, fmt, ...) end)
   if sa == sb then argerr("link", 2, 2, "a link joins two different switches, got '%s' twice", sa.name) end
@@ -733,7 +746,8 @@ function Lab:link(a, b, opts)
       imp[k] = opts[k]
     end
   end
-  local n = #self.links + 1
+  self.seq.link = self.seq.link + 1
+  local n = self.seq.link
   local l = setmetatable({ lab = self, name = name, kind = "link", transport = kind, a = sa, b = sb, trunk = trunk,
     native = opts.native, vni = opts.vni or (100 + n), port_opts = check_port_opts("link", opts.port, 2),
     impair_opts = { [sa] = imp, [sb] = imp } }, Link)
@@ -741,7 +755,8 @@ function Lab:link(a, b, opts)
   l.port_names = { [sa] = port_name(sa, (kind == "vxlan" and "vx-" or "to-") .. sb.name),
                    [sb] = port_name(sb, (kind == "vxlan" and "vx-" or "to-") .. sa.name) }
   self.link_names[name] = true
-  self.links[n] = l
+  self.links[#self.links + 1] = l
+  if live then start_live(self, l, "link", 2) end
   return l
 end
 
@@ -776,7 +791,7 @@ local function undo_command(self)
     cmd = ("for n in %s; do ip netns pids \"$n\" 2>/dev/null | xargs -r kill -9 2>/dev/null; ip netns del \"$n\" 2>/dev/null; done; ")
       :format(table.concat(names, " "))
   end
-  if self.own_dir and #self.vms > 0 then cmd = cmd .. ("rm -rf %s; "):format(q(self.dir)) end
+  if self.own_dir and (#self.vms > 0 or self.made_dir) then cmd = cmd .. ("rm -rf %s; "):format(q(self.dir)) end
   return cmd .. "true"
 end
 
@@ -823,22 +838,24 @@ local function vlan_port(v)
   return type(v) == "table" and copy(v) or v
 end
 
-local function start_switches(self)
-  for _, s in ipairs(self.switches) do
-    local o = copy(s.opts)
-    o.name = s.name
-    if s.vlans and o.vlan_aware == nil then o.vlan_aware = true end
-    if o.stp == nil and self.stp then o.stp = copy(self.stp) end
-    if o.stp == false then o.stp = nil end
-    s.stp_on = o.stp ~= nil
-    local ok, sw = pcall(luaswitch.switch, o)
-    if not ok then error(("switch '%s': %s"):format(s.name, tostring(sw)), 0) end
-    s.sw = sw
-    for _, h in ipairs(s.handlers) do
-      local good, err = pcall(sw.on, sw, h[1], h[2])
-      if not good then error(("switch '%s': %s"):format(s.name, tostring(err)), 0) end
-    end
+local function start_switch(self, s)
+  local o = copy(s.opts)
+  o.name = s.name
+  if s.vlans and o.vlan_aware == nil then o.vlan_aware = true end
+  if o.stp == nil and self.stp then o.stp = copy(self.stp) end
+  if o.stp == false then o.stp = nil end
+  s.stp_on = o.stp ~= nil
+  local ok, sw = pcall(luaswitch.switch, o)
+  if not ok then error(("switch '%s': %s"):format(s.name, tostring(sw)), 0) end
+  s.sw = sw
+  for _, h in ipairs(s.handlers) do
+    local good, err = pcall(sw.on, sw, h[1], h[2])
+    if not good then error(("switch '%s': %s"):format(s.name, tostring(err)), 0) end
   end
+end
+
+local function start_switches(self)
+  for _, s in ipairs(self.switches) do start_switch(self, s) end
   self.log(("*** switches: %s"):format(table.concat((function()
     local t = {}
     for i, s in ipairs(self.switches) do t[i] = s.name end
@@ -995,30 +1012,59 @@ end
 -- Lab.new { static_arp = true }: every host and router interface gets a permanent
 -- neighbour entry for each other lab address on its subnets (Mininet's --arp), so no
 -- ARP or neighbour solicitation is flooded; one batched rtnetlink call per address.
+
+-- The interfaces of hosts and routers (all of the lab's, or those of the given nodes):
+-- { ns, ifname, addresses, mac } each.
+local function interfaces_of(self, nodes)
+  local list = {}
+  for _, n in ipairs(nodes or self.hosts) do
+    if n.kind == "host" and n.mac then list[#list + 1] = { n.netns, "eth0", n.addresses, n.mac } end
+  end
+  for _, n in ipairs(nodes or self.routers) do
+    if n.kind == "router" then
+      for _, it in ipairs(n.interfaces) do
+        if it.mac then list[#list + 1] = { n.netns, it.ifname, it.addresses, it.mac } end
+      end
+    end
+  end
+  return list
+end
+
+-- The (address, MAC) pairs of these interfaces, flat, as core.netns_neigh takes them.
+local function neighbour_list(ifaces)
+  local flat = {}
+  for _, it in ipairs(ifaces) do
+    for _, a in ipairs(it[3]) do flat[#flat + 1], flat[#flat + 2] = a:match("^[^/]+"), it[4] end
+  end
+  return flat
+end
+
+-- Entries on each interface of `into` for the addresses in `flat` on its subnets (or
+-- deleted, mode "del"); returns how many.
+local function fill_neighbours(into, flat, mode)
+  local n = 0
+  if #flat == 0 then return 0 end
+  for _, it in ipairs(into) do
+    if netns.exists(it[1]) then
+      for _, a in ipairs(it[3]) do
+        n = n + ok_or_fail(("static neighbour entries for %s in %s"):format(it[2], it[1]),
+          core.netns_neigh(it[1], it[2], a, flat, mode))
+      end
+    end
+  end
+  return n
+end
+
 local function static_neighbours(self)
-  local ifaces, flat = {}, {}
-  for _, h in ipairs(self.hosts) do ifaces[#ifaces + 1] = { h.netns, "eth0", h.addresses, h.mac } end
-  for _, r in ipairs(self.routers) do
-    for _, it in ipairs(r.interfaces) do ifaces[#ifaces + 1] = { r.netns, it.ifname, it.addresses, it.mac } end
-  end
-  for _, it in ipairs(ifaces) do
-    for _, a in ipairs(it[3]) do
-      flat[#flat + 1], flat[#flat + 2] = a:match("^[^/]+"), it[4]
-    end
-  end
-  local entries = 0
-  for _, it in ipairs(ifaces) do
-    for _, a in ipairs(it[3]) do
-      entries = entries + ok_or_fail(("static neighbour entries for %s in %s"):format(it[2], it[1]),
-        core.netns_neigh(it[1], it[2], a, flat))
-    end
-  end
+  local ifaces = interfaces_of(self)
+  local entries = fill_neighbours(ifaces, neighbour_list(ifaces))
   self.log(("*** static neighbour entries: %d (static_arp)"):format(entries))
 end
 
 local function start_all(self)
   if #self.vms > 0 then
     must(("mkdir -p -m 0700 %s"):format(q(self.dir)), "lab directory")
+    self.made_dir = true
   end
   start_switches(self)
   -- every host's and router's namespace in one batch (created on several threads)
@@ -1163,6 +1209,8 @@ function Lab:stop()
   check_lab(self, "stop")
   if self.state ~= "running" and self.state ~= "starting" then return self end
   local t0 = core.monotime()
+  for _, sc in ipairs(self.schedules) do sc:cancel() end
+  self.schedules = {}
   for _, v in ipairs(self.vms) do
     close_all(v.endpoints)
     for _, p in ipairs(v.procs) do
@@ -1199,7 +1247,8 @@ function Lab:stop()
     core.netns_kill(left)
     core.netns_del(left)
   end
-  if self.own_dir and #self.vms > 0 then sh(("rm -rf %s"):format(q(self.dir))) end
+  if self.own_dir and self.made_dir then sh(("rm -rf %s"):format(q(self.dir))) end
+  self.made_dir = nil
   if self.undo_id then core.atexit_cancel(self.undo_id) end
   self.undo_id = false
   for _, h in ipairs(self.hosts) do h.ns, h.port = nil, nil end
@@ -1220,6 +1269,214 @@ function Lab:__gc()
   if self.state == "running" or self.state == "starting" then pcall(Lab.stop, self) end
 end
 Lab.__close = Lab.__gc
+
+-- ---- changing a running lab ------------------------------------------------------------------
+
+local function unlist(list, x)
+  for i, y in ipairs(list) do
+    if y == x then
+      table.remove(list, i)
+      return true
+    end
+  end
+  return false
+end
+
+-- The exit hook's command covers the lab's namespaces as they are now.
+local function refresh_undo(self)
+  if self.state ~= "running" then return end
+  if self.undo_id then core.atexit_cancel(self.undo_id) end
+  self.undo_id = core.atexit(undo_command(self))
+end
+
+local function refresh_neigh(self)
+  if self.neigh_limits and neigh.need[self] then
+    neigh.need[self] = neigh_entries(self)
+    neigh_apply(self.log)
+  end
+end
+
+-- Take down what a node (or link) has created, leaving its declaration.
+local function teardown(self, node)
+  local k = node.kind
+  if k == "host" or k == "router" then
+    if node.ns then pcall(node.ns.close, node.ns) end
+    if netns.exists(node.netns) then
+      core.netns_kill({ node.netns })
+      core.netns_del({ node.netns })
+    end
+    for _, p in ipairs(k == "host" and { node.port } or node.ports or {}) do
+      if not p.closed then pcall(p.close, p) end
+    end
+    node.ns, node.port, node.ports = nil, nil, nil
+    if k == "host" then node.mac = node.declared_mac else
+      for _, it in ipairs(node.interfaces) do it.mac = it.declared_mac end
+    end
+  elseif k == "vm" then
+    close_all(node.endpoints)
+    for _, p in ipairs(node.procs) do
+      os.execute(("kill -9 %d 2>/dev/null"):format(p.pid))
+      core.atexit_cancel(p.exit_id)
+      os.remove(p.log)
+    end
+    node.endpoints, node.procs = {}, {}
+    if node.port and not node.port.closed then pcall(node.port.close, node.port) end
+    for _, f in ipairs { node.sw_path, node.vm_path, node.path } do os.remove(f) end
+    node.port, node.fd = nil, nil
+  elseif k == "link" then
+    if node.veth then pcall(node.veth.close, node.veth) end
+    close_all(node.ns or {})
+    for _, p in pairs(node.ports or {}) do
+      if not p.closed then pcall(p.close, p) end
+    end
+    node.ns, node.veth, node.ports = nil, nil, nil
+  elseif k == "switch" then
+    if node.sw and not node.sw.closed then pcall(node.sw.close, node.sw) end
+    node.sw = nil
+  end
+end
+
+-- Forget a declaration (after teardown).
+local function undeclare(self, node)
+  local k = node.kind
+  if k == "link" then
+    unlist(self.links, node)
+    self.link_names[node.name] = nil
+    node.a.port_names[node.port_names[node.a]] = nil
+    node.b.port_names[node.port_names[node.b]] = nil
+  else
+    self.nodes[node.name] = nil
+    unlist(k == "switch" and self.switches or k == "host" and self.hosts or k == "router" and self.routers
+      or self.vms, node)
+    if k == "host" or k == "vm" then node.switch.port_names[node.port_name] = nil end
+    if k == "router" then
+      for _, it in ipairs(node.interfaces) do it.switch.port_names[it.port_name] = nil end
+    end
+  end
+  node.removed = true
+end
+
+-- Create a node declared on a running lab, now; on failure nothing of it is left (not
+-- even its declaration) and the error is raised from the declaring call.
+start_live = function(self, node, fname, level)
+  local ok, err = pcall(function()
+    local k = node.kind
+    if k == "host" or k == "router" then
+      if k == "host" then node.declared_mac = node.mac else
+        for _, it in ipairs(node.interfaces) do it.declared_mac = it.mac end
+      end
+      refresh_undo(self) -- before the namespace exists, so a crash now removes it too
+      refresh_neigh(self)
+      node.ns = ok_or_fail(("%s %s"):format(k, node.name), netns.create(node.netns))
+      if k == "host" then start_host(self, node) else start_router(self, node) end
+      if self.static_arp then
+        local mine = interfaces_of(self, { node })
+        local others = {}
+        for _, it in ipairs(interfaces_of(self)) do
+          if it[1] ~= node.netns then others[#others + 1] = it end
+        end
+        fill_neighbours(mine, neighbour_list(others))
+        fill_neighbours(others, neighbour_list(mine))
+      end
+    elseif k == "switch" then
+      start_switch(self, node)
+    elseif k == "vm" then
+      if not self.made_dir then
+        must(("mkdir -p -m 0700 %s"):format(q(self.dir)), "lab directory")
+        self.made_dir = true
+        refresh_undo(self)
+      end
+      start_vm(self, node)
+    elseif k == "link" then
+      if node.underlay then refresh_undo(self) end
+      start_link(self, node)
+    end
+  end)
+  if not ok then
+    teardown(self, node)
+    undeclare(self, node)
+    refresh_undo(self)
+    refresh_neigh(self)
+    error(("%s: %s"):format(fname, tostring(err)), level + 1)
+  end
+  self.log(("*** %s %s added to the running lab"):format(node.kind, node.name))
+  luaswitch.dispatch(0)
+end
+
+-- Remove a node or link: what it created (if the lab runs) and its declaration.
+local function remove(self, fname)
+  local lab = self.lab
+  if self.removed then return self end
+  if lab.state == "starting" then
+    error(("%s: lab '%s' is starting"):format(fname, lab.name), 3)
+  end
+  local live = lab.state == "running"
+  if live and lab.static_arp and (self.kind == "host" or self.kind == "router") then
+    local mine = interfaces_of(lab, { self })
+    local others = {}
+    for _, it in ipairs(interfaces_of(lab)) do
+      if it[1] ~= self.netns then others[#others + 1] = it end
+    end
+    pcall(fill_neighbours, others, neighbour_list(mine), "del")
+  end
+  teardown(lab, self)
+  undeclare(lab, self)
+  if live then
+    refresh_undo(lab)
+    refresh_neigh(lab)
+    lab.log(("*** %s %s removed from the running lab"):format(self.kind, self.name))
+    luaswitch.dispatch(0)
+  end
+  return self
+end
+
+--- Remove the host or router: its namespace (and every process in it), its ports, and
+-- its declaration; other hosts' static neighbour entries for it go too. On a running lab
+-- it happens at once (pingall and the spanning tree see the change); on a declared one
+-- it only drops the declaration. Its name can be used again.
+-- @return the removed node
+function Host:remove()
+  return remove(self, "remove")
+end
+Router.remove = Host.remove
+
+--- Remove the VM: its processes and stand-in endpoints, its port and socket files.
+-- @return the removed VM
+function VM:remove()
+  return remove(self, "remove")
+end
+
+--- Remove the link: both ports (and a vxlan link's underlay namespaces). The spanning
+-- tree reconverges around it.
+-- @return the removed link
+function Link:remove()
+  return remove(self, "remove")
+end
+
+--- Remove the switch and everything plugged into it: its links, hosts and VMs. A switch
+-- that a router has an interface on cannot be removed before the router (an error naming
+-- it; nothing is changed).
+-- @return the removed switch
+function Switch:remove()
+  local lab = self.lab
+  if self.removed then return self end
+  for _, r in ipairs(lab.routers) do
+    for _, it in ipairs(r.interfaces) do
+      if it.switch == self then
+        error(("remove: router '%s' has an interface on switch '%s'; remove the router first"):format(r.name,
+          self.name), 2)
+      end
+    end
+  end
+  for _, list in ipairs { lab.links, lab.hosts, lab.vms } do
+    local mine = {}
+    for _, x in ipairs(list) do
+      if x.switch == self or x.a == self or x.b == self then mine[#mine + 1] = x end
+    end
+    for _, x in ipairs(mine) do remove(x, "remove") end
+  end
+  return remove(self, "remove")
+end
 
 -- ---- switches ------------------------------------------------------------------------------
 
@@ -1460,6 +1717,182 @@ function Link:stp()
   local a, b = link_ports(self, "stp")
   if not (self.a.stp_on or self.b.stp_on) then return nil end
   return { [self.a.name] = a:info().stp_state, [self.b.name] = b:info().stp_state }
+end
+
+-- ---- a fault timeline ------------------------------------------------------------------------
+
+local Schedule = {}
+Schedule.__index = Schedule
+
+local SCHEDULE_KEYS = set { "at", "link", "down", "up", "impair", "dir", "run" }
+
+local function find_link(self, v, what)
+  if getmetatable(v) == Link then
+    if v.lab ~= self or v.removed then error(("schedule: %s: link '%s' is not in this lab"):format(what, v.name), 4) end
+    return v
+  end
+  if type(v) == "string" then
+    for _, l in ipairs(self.links) do
+      if l.name == v then return l end
+    end
+    error(("schedule: %s: no link named '%s' in lab '%s'"):format(what, v, self.name), 4)
+  end
+  error(("schedule: %s: bad option 'link' (a link or its name expected, got %s)"):format(what, describe(v)), 4)
+end
+
+local function event_text(e)
+  if e.action == "run" then return "run" end
+  if e.action == "impair" then
+    return ("link %s impair %s%s"):format(e.link.name, describe_impair(e.impair) or "cleared",
+      e.dir == "both" and "" or (" from " .. e.dir.name))
+  end
+  return ("link %s %s"):format(e.link.name, e.action)
+end
+
+--- A fault timeline: changes to links at given times, on the lab's clock (the runtime
+-- clock, `luaswitch.now()`: real time, or the manual clock of a harness spec, where
+-- `h:advance()` / `luaswitch.advance()` replays it exactly, each change at its own time).
+-- `at` is seconds after this call; each event does one thing:
+--
+--    lab:schedule {
+--      { at = 1.0, link = "s1-s2", down = true },
+--      { at = 2.5, link = "s1-s2", up = true },
+--      { at = 3, link = "s2-s3", impair = { loss = 0.2 } },      -- both directions
+--      { at = 4, link = "s2-s3", impair = { delay = 0.05 }, dir = "s2" }, -- s2 -> s3 only
+--      { at = 5, link = "s2-s3", impair = false },               -- clear
+--      { at = 6, run = function(lab) lab.h1:remove() end },
+--    }
+--
+-- The whole list is checked first (a bad event raises an error naming it and nothing is
+-- scheduled). The changes are made from `dispatch()` (so while the script runs
+-- `luaswitch.run`, `wait_until`, `lab:pingall`, ... or the REPL waits); an event that
+-- fails (its link removed meanwhile, an error in `run`) is reported and recorded, and the
+-- rest go on. `lab:stop()` cancels what has not happened.
+-- @tparam table events
+-- @return schedule: `sc.applied` (one `{ at =, time =, what =, ok =, err = }` per event done,
+--   `time` the runtime clock's seconds since the call), `sc:pending()`, `sc:done()`,
+--   `sc:wait([timeout])` (dispatch until done; default the last `at` plus 5 s of real time),
+--   `sc:cancel()`
+function Lab:schedule(events)
+  check_lab(self, "schedule")
+  running_only(self, "schedule", 2)
+  if type(events) ~= "table" then argerr("schedule", 1, 2, "a list of events expected, got %s", type(events)) end
+  local plan = {}
+  for i, ev in ipairs(events) do
+    local what = ("event %d"):format(i)
+    if type(ev) ~= "table" then
+      error(("schedule: %s: a table like { at = 1, link = \"s1-s2\", down = true } expected, got %s")
+        :format(what, type(ev)), 2)
+    end
+    for k in pairs(ev) do
+      if not SCHEDULE_KEYS[k] then
+        error(("schedule: %s: unknown key '%s' (known: at, link, down, up, impair, dir, run)"):format(what,
+          tostring(k)), 2)
+      end
+    end
+    if type(ev.at) ~= "number" or ev.at ~= ev.at or ev.at < 0 or ev.at > 1e9 then
+      error(("schedule: %s: bad option 'at' (seconds from now, 0 or more, expected, got %s)"):format(what,
+        describe(ev.at)), 2)
+    end
+    local actions = {}
+    for _, k in ipairs { "down", "up", "impair", "run" } do
+      if ev[k] ~= nil then actions[#actions + 1] = k end
+    end
+    if #actions ~= 1 then
+      error(("schedule: %s: exactly one of down, up, impair, run expected, got %s"):format(what,
+        #actions == 0 and "none" or table.concat(actions, ", ")), 2)
+    end
+    local e = { at = ev.at, action = actions[1] }
+    if e.action == "run" then
+      if type(ev.run) ~= "function" then
+        error(("schedule: %s: bad option 'run' (a function expected, got %s)"):format(what, type(ev.run)), 2)
+      end
+      if ev.link ~= nil or ev.dir ~= nil then error(("schedule: %s: 'run' takes no link"):format(what), 2) end
+      e.fn = ev.run
+    else
+      if ev.link == nil then error(("schedule: %s: bad option 'link' (which link?)"):format(what), 2) end
+      e.link = find_link(self, ev.link, what)
+      if (e.action == "down" or e.action == "up") and ev[e.action] ~= true then
+        error(("schedule: %s: bad option '%s' (true expected, got %s)"):format(what, e.action,
+          describe(ev[e.action])), 2)
+      end
+      if e.action == "impair" then
+        if ev.impair ~= false and type(ev.impair) ~= "table" then
+          error(("schedule: %s: bad option 'impair' (a table of impairments or false expected, got %s)"):format(what,
+            describe(ev.impair)), 2)
+        end
+        if ev.impair then check_options(("schedule: %s: impair"):format(what), ev.impair, IMPAIR, 2) end
+        e.impair = ev.impair and copy(ev.impair) or nil
+        e.dir = "both"
+        if ev.dir ~= nil and ev.dir ~= "both" then
+          local sw = type(ev.dir) == "string" and self.nodes[ev.dir] or ev.dir
+          if sw ~= e.link.a and sw ~= e.link.b then
+            error(("schedule: %s: bad option 'dir' (\"both\" or one of the link's switches ('%s', '%s') expected, got %s)")
+              :format(what, e.link.a.name, e.link.b.name, describe(ev.dir)), 2)
+          end
+          e.dir = sw
+        end
+      elseif ev.dir ~= nil then
+        error(("schedule: %s: 'dir' is for impair"):format(what), 2)
+      end
+    end
+    plan[#plan + 1] = e
+  end
+  local sc = setmetatable({ lab = self, events = plan, applied = {}, timers = {}, t0 = luaswitch.now(),
+    last = 0 }, Schedule)
+  for i, e in ipairs(plan) do
+    sc.last = math.max(sc.last, e.at)
+    sc.timers[i] = luaswitch.after(e.at, function()
+      local ok, err = pcall(function()
+        if e.action == "run" then
+          e.fn(self)
+        elseif e.action == "impair" then
+          e.link:impair(e.dir, e.impair)
+        elseif e.link.removed then
+          error(("link '%s' was removed"):format(e.link.name), 0)
+        else
+          e.link[e.action](e.link)
+        end
+      end)
+      local rec = { at = e.at, time = luaswitch.now() - sc.t0, what = event_text(e), ok = ok,
+        err = not ok and tostring(err) or nil }
+      sc.applied[#sc.applied + 1] = rec
+      self.log(("*** t=%.3f s: %s%s"):format(rec.time, rec.what, ok and "" or (" failed: " .. rec.err)))
+      if not ok then luaswitch.report(("lab %s: schedule: %s: %s"):format(self.name, rec.what, rec.err)) end
+    end)
+  end
+  self.schedules[#self.schedules + 1] = sc
+  return sc
+end
+
+--- Events not yet done (neither applied nor cancelled).
+function Schedule:pending()
+  local n = 0
+  for _, t in ipairs(self.timers) do
+    if not t.fired and not t.cancelled then n = n + 1 end
+  end
+  return n
+end
+
+--- Is every event done (or cancelled)?
+function Schedule:done()
+  return self:pending() == 0
+end
+
+--- Dispatch until every event is done; false after `timeout` seconds of real time
+-- (default: the last `at` plus 5).
+function Schedule:wait(timeout)
+  return luaswitch.wait_until(function() return self:done() end, timeout or (self.last + 5)) and true or false
+end
+
+--- Cancel the events that have not happened.
+function Schedule:cancel()
+  for _, t in ipairs(self.timers) do t:cancel() end
+  return self
+end
+
+function Schedule:__tostring()
+  return ("luaswitch.lab.schedule (%d events, %d done)"):format(#self.events, #self.applied)
 end
 
 -- ---- testing -------------------------------------------------------------------------------

@@ -8,10 +8,11 @@
  *    ok, msg = core.netns_addr(name, ifname, "10.0.0.1/24" | "fd00::1/64")
  *    mac, msg = core.netns_mac(name, ifname)
  *    ok, msg = core.netns_sysctl(name, "net/ipv6/conf/eth0/disable_ipv6", "1")
- *    n, msg = core.netns_neigh(name, ifname, "10.0.0.1/24", { ip, mac, ip, mac, ... })
+ *    n, msg = core.netns_neigh(name, ifname, "10.0.0.1/24", { ip, mac, ip, mac, ... }[, "del"])
  *                                              -- permanent neighbour entries for the
  *                                              -- addresses on that prefix (not the
- *                                              -- interface's own); n = how many
+ *                                              -- interface's own), or "del" them;
+ *                                              -- n = how many
  *
  * errs is a table name -> message for the names that failed (empty when all worked).
  * Control plane only; the data plane is not involved.
@@ -151,6 +152,8 @@ static int l_neigh(lua_State *L) {
   const char *ns = luaL_checkstring(L, 1), *ifname = luaL_checkstring(L, 2);
   const char *text = luaL_checkstring(L, 3);
   luaL_checktype(L, 4, LUA_TTABLE);
+  static const char *const modes[] = {"add", "del", NULL};
+  bool del = luaL_checkoption(L, 5, "add", modes) == 1;
   int family;
   unsigned char own[16];
   unsigned prefix;
@@ -192,7 +195,7 @@ static int l_neigh(lua_State *L) {
     }
     lua_pop(L, 2);
   }
-  r = ls_netns_neigh_add(ns, ifname, family, addrs, macs, n);
+  r = ls_netns_neigh(ns, ifname, family, addrs, macs, n, del);
   if (r) {
     snprintf(where, sizeof(where), "neighbour entries on %s in %s", ifname, ns);
     return lsl_fail(L, r, where);
