@@ -267,5 +267,13 @@ ls_port *ls_port_udp_new(ls_runtime *rt, const ls_port_config *cfg, const ls_udp
     *err = r;
     return NULL;
   }
+  /* bound at port 0: the kernel chose one; port:info().path names it */
+  ls_addr bound = u->local;
+  socklen_t blen = sizeof(bound.sa);
+  if (getsockname(u->fd, (struct sockaddr *)&bound.sa, &blen) == 0) {
+    bound.len = blen;
+    u->local = bound;
+    ls_addr_format(&u->local, u->local_text, sizeof(u->local_text));
+  }
   return &u->base;
 }

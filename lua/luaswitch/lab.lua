@@ -648,14 +648,16 @@ function Lab:router(name, opts)
   return r
 end
 
-local VM_KINDS = { unix = true, stream = true, socketpair = true }
+local VM_KINDS = { unix = true, stream = true, socketpair = true, udp = true, vde = true }
 
 --- Declare a VM endpoint: a port for QEMU (or vfkit, libkrun, passt's peers, ...).
 -- @tparam string name
 -- @tparam table opts `switch` (required), `kind` ("unix": datagrams on a pair of socket
 --   files, the default; "stream": length-prefixed frames on a listening socket;
---   "socketpair": an inherited file descriptor), `vlan`, `mac` (default a unique
---   52:54:00:xx:xx:xx), `port` (more port options)
+--   "socketpair": an inherited file descriptor; "udp": datagrams on loopback, QEMU's
+--   `-netdev dgram` inet, the VM's address learned from its first datagram; "vde": the
+--   switch side of a VDE plug directory, QEMU's `-netdev vde`), `vlan`, `mac` (default a
+--   unique 52:54:00:xx:xx:xx), `port` (more port options)
 -- @return vm: after start `vm.qemu` (the `-netdev ... -device ...` arguments), `vm.port`,
 --   `vm:endpoint()` (a stand-in speaking the same framing), `vm:spawn(cmd)`
 function Lab:vm(name, opts)
@@ -667,7 +669,7 @@ function Lab:vm(name, opts)
   local sw = find_switch(self, opts.switch, function(fmt, ...) opterr("vm", "switch", 4, fmt, ...) end)
   local kind = opts.kind or "unix"
   if not VM_KINDS[kind] then
-    opterr("vm", "kind", 2, "\"unix\", \"stream\" or \"socketpair\" expected, got %s", describe(kind))
+    opterr("vm", "kind", 2, "\"unix\", \"stream\", \"socketpair\", \"udp\" or \"vde\" expected, got %s", describe(kind))
   end
   self.seq.vm = self.seq.vm + 1
   local n = self.seq.vm
@@ -999,8 +1001,20 @@ local function start_vm(self, v)
     v.path = ("%s/%s.sock"):format(self.dir, v.name)
     o.listen = v.path
     v.netdev = ("-netdev stream,id=%s,server=off,addr.type=unix,addr.path=%s"):format(id, v.path)
+  elseif v.transport == "udp" then
+    o.bind = "127.0.0.1:0" -- a port the kernel picks; the VM's address is learned from its first datagram
+  elseif v.transport == "vde" then
+    v.path = ("%s/%s.vde"):format(self.dir, v.name)
+    o.path = v.path
+    v.netdev = ("-netdev vde,id=%s,sock=%s"):format(id, v.path)
   end
   v.port = ok_or_fail(("vm %s"):format(v.name), v.switch.sw:port(o))
+  if v.transport == "udp" then
+    v.udp = v.port:info().path
+    local host, port = v.udp:match("^(.*):(%d+)$")
+    v.netdev = ("-netdev dgram,id=%s,local.type=inet,local.host=127.0.0.1,local.port=0,remote.type=inet,remote.host=%s,remote.port=%s")
+      :format(id, host, port)
+  end
   if v.transport == "socketpair" then
     v.fd = v.port:peer_fd()
     v.netdev = ("-netdev dgram,id=%s,local.type=fd,local.str=%d"):format(id, v.fd)
@@ -1602,6 +1616,10 @@ function VM:endpoint()
     ep, err = luaswitch.endpoint { path = self.vm_path, peer = self.sw_path }
   elseif self.transport == "stream" then
     ep, err = luaswitch.endpoint { connect = self.path }
+  elseif self.transport == "udp" then
+    ep, err = luaswitch.endpoint { udp = "127.0.0.1:0", peer = self.udp }
+  elseif self.transport == "vde" then
+    return nil, ("vm %s: no stand-in endpoint speaks the VDE plug protocol (use vde_plug %s)"):format(self.name, self.path)
   else
     ep, err = self.port:endpoint()
   end
@@ -1609,14 +1627,31 @@ function VM:endpoint()
   return ep, err
 end
 
---- A whole QEMU command line for the VM (x86-64, virtio disk and NIC, serial console).
--- @tparam[opt] table opts `image` (disk image, default "NAME.qcow2"), `memory` (MiB, 512),
---   `qemu` (the program, "qemu-system-x86_64")
+--- A whole QEMU command line for the VM (x86-64, virtio NIC, serial console; a virtio
+-- disk, or a kernel booted directly).
+-- @tparam[opt] table opts `image` (disk image, default "NAME.qcow2"), or `kernel` with
+--   `initrd` and `append` (boot that kernel instead, no disk); `memory` (MiB, 512),
+--   `qemu` (the program, "qemu-system-x86_64"), `serial` (where the console goes: a file
+--   path, written with `-serial file:`; default the terminal, `-nographic`), `accel`
+--   ("kvm:tcg": KVM where it works, else emulation; "tcg" where /dev/kvm exists but
+--   does not work, as in nested VMs)
 function VM:command(opts)
   if not self.port then error(("command: vm '%s' is not running (call lab:start() first)"):format(self.name), 2) end
+  if opts ~= nil and type(opts) ~= "table" then argerr("command", 1, 2, "a table of options expected, got %s", type(opts)) end
   opts = opts or {}
-  return ("%s -machine accel=kvm:tcg -m %d -nographic -drive file=%s,if=virtio %s"):format(
-    opts.qemu or "qemu-system-x86_64", opts.memory or 512, opts.image or (self.name .. ".qcow2"), self.qemu)
+  check_options("command", opts, set { "image", "kernel", "initrd", "append", "memory", "qemu", "serial", "accel" }, 2)
+  if opts.kernel and opts.image then opterr("command", "image", 2, "a disk image or a kernel, not both") end
+  local boot
+  if opts.kernel then
+    boot = ("-kernel %s"):format(q(opts.kernel))
+    if opts.initrd then boot = boot .. (" -initrd %s"):format(q(opts.initrd)) end
+    if opts.append then boot = boot .. (" -append %s"):format(q(opts.append)) end
+  else
+    boot = ("-drive file=%s,if=virtio"):format(q(opts.image or (self.name .. ".qcow2")))
+  end
+  local console = opts.serial and ("-display none -serial %s"):format(q("file:" .. opts.serial)) or "-nographic"
+  return ("%s -machine q35,accel=%s -m %d %s -no-reboot %s %s"):format(opts.qemu or "qemu-system-x86_64",
+    opts.accel or "kvm:tcg", opts.memory or 512, console, boot, self.qemu)
 end
 
 --- Start a command (QEMU, say) in the background in the root namespace; for a socketpair
