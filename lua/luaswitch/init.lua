@@ -254,6 +254,7 @@ end
 --- Register a handler for this switch's events. Events: "learn", "move", "age",
 -- "evict", "port", "error". Several handlers per event run in registration order, from
 -- `dispatch()`, in the Lua thread.
+-- @param sw the switch (called as `sw:on(event, fn)`)
 -- @tparam string event
 -- @tparam function fn called with the event table
 -- @return fn (pass it to `off`)
@@ -404,6 +405,7 @@ end
 -- are dropped until the refusal expires) or nil (no answer now: call `sw:admit(mac, port,
 -- ok, vlan)` later). Until then the port's frames from that MAC are forwarded without
 -- learning (`admission = "flood"`) or dropped (`"drop"`). `nil` removes the policy.
+-- @param sw the switch (called as `sw:admission(fn)`)
 -- @tparam[opt] function fn
 function switch_methods.admission(sw, fn)
   if fn ~= nil and type(fn) ~= "function" then

@@ -1565,6 +1565,7 @@ local function target_address(lab, other, fname, level)
 end
 
 --- Ping another node (host, router, name) or an address.
+-- @param other a host, a router, a node's name or an address
 -- @tparam[opt] table opts `count` (1), `interval` (0.2 s), `timeout` (1 s per reply)
 -- @treturn boolean every ping answered
 -- @treturn table `sent`, `received`, `loss` (%), `rtt_min`, `rtt_avg`, `rtt_max` (ms), `output`
@@ -2065,6 +2066,8 @@ end
 
 
 --- TCP throughput from host a to host b with iperf3 (client on a, server on b).
+-- @param a the sending host or router (or its name)
+-- @param b the receiving host or router (or its name)
 -- @tparam[opt] table opts `seconds` (2), `quiet`
 -- @treturn number Gbit/s received, or nil and a message
 -- @treturn table iperf3's JSON result

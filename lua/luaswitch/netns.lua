@@ -180,6 +180,7 @@ function Proc:alive()
   return state ~= nil and state ~= "Z" and state ~= "X"
 end
 
+--- Send the process a signal (default TERM; "KILL", "INT", ... or a number).
 function Proc:kill(sig)
   os.execute(("kill -%s %d 2>/dev/null"):format(sig or "TERM", self.pid))
 end
@@ -194,6 +195,7 @@ function Proc:wait(timeout)
   return true
 end
 
+--- What the process has written so far (stdout and stderr, from its log file).
 function Proc:output()
   local f = io.open(self.log)
   if not f then return "" end
@@ -202,6 +204,7 @@ function Proc:output()
   return s
 end
 
+--- Kill the process if it still runs (SIGKILL, then wait up to 1 s) and remove its log.
 function Proc:cleanup()
   if self:alive() then self:kill("KILL") self:wait(1) end
   os.remove(self.log)
