@@ -10,6 +10,10 @@ foreach(t fdb ring frame offload stream)
   target_link_libraries(test_${t} PRIVATE lscore)
   add_test(NAME c/${t} COMMAND test_${t})
 endforeach()
+# vhost-user: the protocol parser and chain walker, and the port against a fake front-end
+add_executable(test_vhost spec/c/test_vhost.c)
+target_link_libraries(test_vhost PRIVATE lscore)
+add_test(NAME c/vhost COMMAND test_vhost)
 
 set(LS_TEST_ENV
   "LUA_PATH=${CMAKE_SOURCE_DIR}/lua/?.lua\;${CMAKE_SOURCE_DIR}/lua/?/init.lua\;${CMAKE_SOURCE_DIR}/spec/?.lua\;\;"

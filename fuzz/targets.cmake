@@ -13,6 +13,7 @@ if(LS_FUZZ_PLANTED_BUG)
 endif()
 
 set(LS_FUZZ_TARGETS frame_path fdb_ops stream_parser vxlan_vde filter_compile control_input)
+list(APPEND LS_FUZZ_TARGETS vhost_msg) # the vhost-user message parser and descriptor walker
 foreach(t ${LS_FUZZ_TARGETS})
   if(NOT EXISTS ${CMAKE_SOURCE_DIR}/fuzz/${t}.c)
     continue()

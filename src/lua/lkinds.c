@@ -19,11 +19,13 @@
 #include "port_tap.h"
 #include "port_udp.h"
 #include "port_vde.h"
+#include "port_vhost.h"
 #include "port_vxlan.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/un.h>
 
 /* ---- shared option readers ---------------------------------------------------------------- */
 
@@ -257,6 +259,16 @@ static ls_port *new_patch(lsl_port_args *a) {
   return ls_port_patch_new(a->rt, a->cfg, peer, &a->err, a->where, sizeof(a->where));
 }
 
+/* vhost-user: we listen at path (QEMU -chardev socket,path=...), or with client = true
+ * connect to QEMU's server socket (-chardev socket,server=on,wait=off) and reconnect. */
+static ls_port *new_vhost(lsl_port_args *a) {
+  ls_vhost_options o = {.path = need_string(a, "path", "vhost-user")};
+  if (strlen(o.path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+    lsl_opt_error(a->L, a->fn, "path", "'%s' is too long for a unix socket path", o.path);
+  o.client = lsl_opt_boolean(a->L, a->opts, a->fn, "client", false);
+  return ls_port_vhost_new(a->rt, a->cfg, &o, &a->err, a->where, sizeof(a->where));
+}
+
 #define COMMON                                                                                     \
   "kind", "name", "mtu", "txqlen", "up", "vlan", "max_macs", "learn_limit", "learn_burst",         \
       "admission", "learning", "flood", "mcast_flood", "bcast_flood", "isolated", "hairpin",       \
@@ -279,6 +291,7 @@ const lsl_kind lsl_kinds[] = {
      new_pcap},
     {"vde", (const char *const[]){COMMON, "path", "mode", NULL}, new_vde},
     {"patch", (const char *const[]){COMMON, "peer", NULL}, new_patch},
+    {"vhost-user", (const char *const[]){COMMON, "path", "client", NULL}, new_vhost},
     {NULL, NULL, NULL},
 };
 
