@@ -1,8 +1,8 @@
 -- Real QEMU guests through luaswitch (issue 14 item 4): a tiny Linux guest (Debian's cloud
 -- kernel and a busybox initramfs, built once and cached by spec/guest/build.sh) is booted
 -- under QEMU (TCG) on every VM transport a lab offers — unix (`-netdev dgram`), stream,
--- socketpair (`-netdev dgram,local.type=fd`), udp (`-netdev dgram` inet) and vde — all on
--- one switch at once, and each guest pings every other: every transport carries real
+-- socketpair (`-netdev dgram,local.type=fd`), udp (`-netdev dgram` inet), vde and
+-- vhost-user (the guest's virtqueues in shared memory) — all on one switch at once, and each guest pings every other: every transport carries real
 -- virtio-net traffic both ways. The guests report on their serial consoles (LS-UP,
 -- LS-PING-OK, LS-DONE: see spec/guest/init); the spec waits for those lines, not for time.
 -- Needs qemu-system-x86_64, busybox-static, cpio and apt-get download (.ci/deps installs
@@ -48,7 +48,7 @@ describe("real QEMU guests", function()
     S.cleanup()
   end)
 
-  it("ping each other over every VM transport: unix, stream, socketpair, udp, vde", function()
+  it("ping each other over every VM transport: unix, stream, socketpair, udp, vde, vhost-user", function()
     local dir, why = guest()
     if not dir then
       if CI then error(why) end
@@ -56,8 +56,8 @@ describe("real QEMU guests", function()
     end
     lab = Lab.new { name = "guests" }
     local s1 = lab:switch "s1"
-    local kinds = { "unix", "stream", "socketpair", "udp", "vde" }
-    for _, k in ipairs(kinds) do lab:vm("g" .. k, { switch = s1, kind = k }) end
+    local kinds = { "unix", "stream", "socketpair", "udp", "vde", "vhost-user" }
+    for _, k in ipairs(kinds) do lab:vm("g" .. k, { switch = s1, kind = k, memory = 128 }) end
     lab:start()
     local tmp = S.tmpdir()
     local ips = {}
@@ -108,7 +108,7 @@ describe("real QEMU guests", function()
       local c = lab["g" .. k].port:stats()
       assert.is_true(c.rx_frames > 0 and c.tx_frames > 0, k)
     end
-    print(("    5 guests booted and pinged each other in %.1f s (first replies wait on ARP and boot):"):format(took))
+    print(("    %d guests booted and pinged each other in %.1f s (first replies wait on ARP and boot):"):format(#kinds, took))
     print(table.concat(report, "\n"))
     lab:stop()
     for _, k in ipairs(kinds) do assert.is_false(procs[k]:alive(), "QEMU left running: " .. k) end

@@ -648,7 +648,7 @@ function Lab:router(name, opts)
   return r
 end
 
-local VM_KINDS = { unix = true, stream = true, socketpair = true, udp = true, vde = true }
+local VM_KINDS = { unix = true, stream = true, socketpair = true, udp = true, vde = true, ["vhost-user"] = true }
 
 --- Declare a VM endpoint: a port for QEMU (or vfkit, libkrun, passt's peers, ...).
 -- @tparam string name
@@ -656,25 +656,32 @@ local VM_KINDS = { unix = true, stream = true, socketpair = true, udp = true, vd
 --   files, the default; "stream": length-prefixed frames on a listening socket;
 --   "socketpair": an inherited file descriptor; "udp": datagrams on loopback, QEMU's
 --   `-netdev dgram` inet, the VM's address learned from its first datagram; "vde": the
---   switch side of a VDE plug directory, QEMU's `-netdev vde`), `vlan`, `mac` (default a
---   unique 52:54:00:xx:xx:xx), `port` (more port options)
+--   switch side of a VDE plug directory, QEMU's `-netdev vde`; "vhost-user": the guest's
+--   virtqueues in shared memory, QEMU's `-netdev vhost-user`, with the shared memory
+--   backend in `vm.qemu`), `memory` (MiB of guest memory, 512; a vhost-user VM's memory
+--   backend is made that size, so `vm:command` uses it), `vlan`, `mac` (default a unique
+--   52:54:00:xx:xx:xx), `port` (more port options)
 -- @return vm: after start `vm.qemu` (the `-netdev ... -device ...` arguments), `vm.port`,
 --   `vm:endpoint()` (a stand-in speaking the same framing), `vm:spawn(cmd)`
 function Lab:vm(name, opts)
   local live = declaring(self, "vm")
   check_name(self, "vm", name, 2)
   if type(opts) ~= "table" then argerr("vm", 2, 2, "a table of VM options with a 'switch' expected, got %s", type(opts)) end
-  check_options("vm", opts, set { "switch", "kind", "vlan", "mac", "port" }, 2)
+  check_options("vm", opts, set { "switch", "kind", "vlan", "mac", "port", "memory" }, 2)
   if opts.switch == nil then opterr("vm", "switch", 2, "every VM needs the switch it is plugged into") end
   local sw = find_switch(self, opts.switch, function(fmt, ...) opterr("vm", "switch", 4, fmt, ...) end)
   local kind = opts.kind or "unix"
   if not VM_KINDS[kind] then
-    opterr("vm", "kind", 2, "\"unix\", \"stream\", \"socketpair\", \"udp\" or \"vde\" expected, got %s", describe(kind))
+    opterr("vm", "kind", 2, "\"unix\", \"stream\", \"socketpair\", \"udp\", \"vde\" or \"vhost-user\" expected, got %s",
+      describe(kind))
+  end
+  if opts.memory ~= nil and (math.type(opts.memory) ~= "integer" or opts.memory < 64 or opts.memory > 1048576) then
+    opterr("vm", "memory", 2, "MiB of guest memory (64 to 1048576) expected, got %s", describe(opts.memory))
   end
   self.seq.vm = self.seq.vm + 1
   local n = self.seq.vm
   local v = setmetatable({ lab = self, name = name, kind = "vm", transport = kind, switch = sw,
-    vlan = check_vlan("vm", opts.vlan, 2), port_opts = check_port_opts("vm", opts.port, 2),
+    vlan = check_vlan("vm", opts.vlan, 2), port_opts = check_port_opts("vm", opts.port, 2), memory = opts.memory or 512,
     mac = check_mac("vm", opts.mac, 2) or ("52:54:00:%02x:%02x:%02x"):format(my_pid() >> 8 & 255,
       (my_pid() + labs_made) & 255, n & 255), procs = {}, endpoints = {} }, VM)
   if v.vlan then needs_vlans(sw, "vm", "vlan", 2) end
@@ -1007,6 +1014,13 @@ local function start_vm(self, v)
     v.path = ("%s/%s.vde"):format(self.dir, v.name)
     o.path = v.path
     v.netdev = ("-netdev vde,id=%s,sock=%s"):format(id, v.path)
+  elseif v.transport == "vhost-user" then
+    -- the switch listens; the guest's memory must be a shared memfd of the VM's size
+    v.path = ("%s/%s.vhost"):format(self.dir, v.name)
+    o.path = v.path
+    v.netdev = ("-object memory-backend-memfd,id=%s-mem,size=%dM,share=on -numa node,memdev=%s-mem "
+      .. "-chardev socket,id=%s-chr,path=%s -netdev vhost-user,id=%s,chardev=%s-chr"):format(id, v.memory, id, id,
+      v.path, id, id)
   end
   v.port = ok_or_fail(("vm %s"):format(v.name), v.switch.sw:port(o))
   if v.transport == "udp" then
@@ -1020,6 +1034,8 @@ local function start_vm(self, v)
     v.netdev = ("-netdev dgram,id=%s,local.type=fd,local.str=%d"):format(id, v.fd)
   end
   v.device = ("-device virtio-net-pci,netdev=%s,mac=%s"):format(id, v.mac)
+  -- QEMU 7.2 without KVM crashes starting a vhost-user NIC that uses MSI-X: INTx instead
+  if v.transport == "vhost-user" then v.device = v.device .. ",vectors=0" end
   v.qemu = v.netdev .. " " .. v.device
 end
 
@@ -1621,6 +1637,8 @@ function VM:endpoint()
     ep, err = luaswitch.endpoint { udp = "127.0.0.1:0", peer = self.udp }
   elseif self.transport == "vde" then
     return nil, ("vm %s: no stand-in endpoint speaks the VDE plug protocol (use vde_plug %s)"):format(self.name, self.path)
+  elseif self.transport == "vhost-user" then
+    return nil, ("vm %s: no stand-in endpoint speaks vhost-user (boot a guest: vm:command)"):format(self.name)
   else
     ep, err = self.port:endpoint()
   end
@@ -1650,9 +1668,13 @@ function VM:command(opts)
   else
     boot = ("-drive file=%s,if=virtio"):format(q(opts.image or (self.name .. ".qcow2")))
   end
+  if opts.memory and self.transport == "vhost-user" and opts.memory ~= self.memory then
+    opterr("command", "memory", 2, "vm '%s' shares %d MiB with the switch (lab:vm's memory option); got %d", self.name,
+      self.memory, opts.memory)
+  end
   local console = opts.serial and ("-display none -serial %s"):format(q("file:" .. opts.serial)) or "-nographic"
   return ("%s -machine q35,accel=%s -m %d %s -no-reboot %s %s"):format(opts.qemu or "qemu-system-x86_64",
-    opts.accel or "kvm:tcg", opts.memory or 512, console, boot, self.qemu)
+    opts.accel or "kvm:tcg", opts.memory or self.memory, console, boot, self.qemu)
 end
 
 --- Start a command (QEMU, say) in the background in the root namespace; for a socketpair
