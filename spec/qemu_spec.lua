@@ -111,6 +111,33 @@ describe("real QEMU guests", function()
     print(("    %d guests booted and pinged each other in %.1f s (first replies wait on ARP and boot):"):format(#kinds, took))
     print(table.concat(report, "\n"))
     lab:stop()
-    for _, k in ipairs(kinds) do assert.is_false(procs[k]:alive(), "QEMU left running: " .. k) end
+    for _, k in ipairs(kinds) do assert.is_true(procs[k]:wait(5), "QEMU left running: " .. k) end
+  end)
+
+  it("vhost-user: guest memory that is not shared is refused with an error that says so", function()
+    local dir, why = guest()
+    if not dir then
+      if CI then error(why) end
+      return pending(why)
+    end
+    lab = Lab.new { name = "noshare" }
+    local s1 = lab:switch "s1"
+    local vm = lab:vm("g", { switch = s1, kind = "vhost-user", memory = 128 })
+    lab:start()
+    local errors = {}
+    s1:on("error", function(ev) errors[#errors + 1] = ev end)
+    local tmp = S.tmpdir()
+    local cmd = vm:command { kernel = dir .. "/vmlinuz", initrd = dir .. "/initrd.img", memory = 128,
+      accel = os.getenv("LUASWITCH_QEMU_ACCEL") or "tcg", serial = tmp .. "/g.log",
+      append = "console=ttyS0 quiet panic=-1 ls.ip=10.0.0.1/24 ls.peers= ls.deadline=5" }
+    assert.matches("share=on", cmd)
+    local q = vm:spawn((cmd:gsub("share=on", "share=off")))
+    local refused = luaswitch.wait_until(function() return vm.port:info().error end, 120)
+    assert.truthy(refused, "no error on the port; QEMU said: " .. q:output())
+    assert.matches("private to QEMU.*add share=on to the guest's memory backend", refused)
+    assert.equal("down", vm.port:state())
+    assert.truthy(errors[1], "an error event")
+    assert.equal(vm.port, errors[1].port)
+    q:kill("KILL")
   end)
 end)

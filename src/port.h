@@ -249,6 +249,7 @@ typedef struct ls_port_info {
   uint32_t macs, static_macs;           /* entries in the switch's table on this port */
   uint8_t stp_state, stp_role;          /* with STP on the switch */
   int fd;
+  char error[400]; /* why the kind's peer was refused, in words (vhost-user), else "" */
 } ls_port_info;
 
 /* The defaults: every flag as the Linux bridge sets it (learning and flooding on). */

@@ -125,6 +125,7 @@ typedef struct vq {
 
 typedef struct vhost_port {
   ls_port base;
+  char last_error[400]; /* the last connection error, in words, until the link is up again */
   bool client;
   struct sockaddr_un sun;
   socklen_t sun_len;
@@ -192,6 +193,7 @@ static void fatal(vhost_port *v, int err, int where, const char *fmt, ...) {
   vsnprintf(line, sizeof(line), fmt, ap);
   va_end(ap);
   vh_log(v, "%s; closing the connection", line);
+  snprintf(v->last_error, sizeof(v->last_error), "%s", line);
   ls_port_error(&v->base, err, where);
   conn_close(v, LS_REASON_ERROR);
 }
@@ -281,6 +283,7 @@ static void update_io(vhost_port *v);
 /* The link follows the device: up while both rings can run. */
 static void update_link(vhost_port *v, int down_reason) {
   bool up = v->conn && q_ready(v, &v->q[RXQ]) && q_ready(v, &v->q[TXQ]);
+  if (up) v->last_error[0] = '\0'; /* the device runs: the last error is history */
   if (up != v->base.link_up)
     ls_port_set_link(&v->base, up, up ? LS_REASON_PEER : down_reason); /* calls update_io */
   else
@@ -1177,6 +1180,7 @@ static void vhost_describe(ls_port *p, ls_port_info *o) {
   snprintf(o->peer, sizeof(o->peer), "%s", v->peer_text);
   o->role = v->client ? "connect" : "listen";
   o->offloads = false;
+  snprintf(o->error, sizeof(o->error), "%s", v->last_error);
 }
 
 static const ls_port_ops vhost_ops = {

@@ -162,6 +162,10 @@ static int p_info(lua_State *L) {
     lua_pushstring(L, in.netns);
     lua_setfield(L, t, "netns");
   }
+  if (in.error[0]) {
+    lua_pushstring(L, in.error);
+    lua_setfield(L, t, "error");
+  }
   lua_pushboolean(L, in.offloads);
   lua_setfield(L, t, "offloads");
   if (in.vni >= 0) lsl_setint(L, t, "vni", (uint64_t)in.vni);
