@@ -434,3 +434,34 @@ int ls_netns_sysctl(const char *name, const char *key, const char *value) {
   ls_netns_leave(saved);
   return r;
 }
+
+int ls_netns_route_add(const char *name, int family, const void *dst, unsigned prefix,
+                       const void *gw) {
+  if ((family != AF_INET && family != AF_INET6) || prefix > (family == AF_INET ? 32u : 128u))
+    return -EINVAL;
+  size_t alen = family == AF_INET ? 4 : 16;
+  struct {
+    struct nlmsghdr nh;
+    struct rtmsg rt;
+    char attrs[128];
+  } req;
+  memset(&req, 0, sizeof(req));
+  req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
+  req.nh.nlmsg_type = RTM_NEWROUTE;
+  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+  req.nh.nlmsg_seq = 1;
+  req.rt.rtm_family = (unsigned char)family;
+  req.rt.rtm_dst_len = (unsigned char)prefix;
+  req.rt.rtm_table = RT_TABLE_MAIN;
+  req.rt.rtm_protocol = RTPROT_BOOT; /* as `ip route add` */
+  req.rt.rtm_scope = RT_SCOPE_UNIVERSE;
+  req.rt.rtm_type = RTN_UNICAST;
+  if (prefix) add_attr(&req.nh, RTA_DST, dst, alen);
+  add_attr(&req.nh, RTA_GATEWAY, gw, alen);
+  int saved;
+  int r = ls_netns_enter(name, &saved);
+  if (r) return r;
+  r = rtnl_talk(&req, req.nh.nlmsg_len);
+  ls_netns_leave(saved);
+  return r;
+}

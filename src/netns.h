@@ -52,6 +52,11 @@ int ls_netns_link_mac(const char *name, const char *ifname, uint8_t mac[6]);
  * 0 or the first -errno. */
 int ls_netns_neigh(const char *name, const char *ifname, int family, const void *addrs,
                    const uint8_t *macs, uint32_t n, bool del);
+/* Inside namespace `name`: a route to dst/prefix (prefix 0: the default route) via gateway
+ * gw, in the main table (what `ip route add DST via GW` does; the kernel finds the
+ * interface that reaches gw). Addresses are 4 or 16 bytes by family. 0 or -errno. */
+int ls_netns_route_add(const char *name, int family, const void *dst, unsigned prefix,
+                       const void *gw);
 /* Inside namespace `name`: write value to /proc/sys/KEY (KEY in path form, e.g.
  * "net/ipv6/conf/eth0/disable_ipv6"), as `sysctl -w` run there. 0 or -errno. */
 int ls_netns_sysctl(const char *name, const char *key, const char *value);

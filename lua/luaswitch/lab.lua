@@ -815,31 +815,18 @@ local function port_opts(base, extra)
   return o
 end
 
--- Configure addresses, routes and sysctls of an interface's namespace in one command;
--- returns the interface's MAC.
-local function configure(ns, ifname, addresses, extra)
-  if not extra or #extra == 0 then -- addresses only: rtnetlink from here, no process
-    for _, a in ipairs(addresses) do ok_or_fail(("configuring %s in %s"):format(ifname, ns), core.netns_addr(ns, ifname, a)) end
-    return ok_or_fail(("configuring %s in %s"):format(ifname, ns), core.netns_mac(ns, ifname))
-  end
-  local cmds = {}
-  for _, a in ipairs(addresses) do
-    cmds[#cmds + 1] = ("ip addr add %s dev %s%s"):format(q(a), q(ifname), a:find(":") and " nodad" or "")
-  end
-  for _, c in ipairs(extra or {}) do cmds[#cmds + 1] = c end
-  cmds[#cmds + 1] = ("cat /sys/class/net/%s/address"):format(ifname)
-  local out = must(("ip netns exec %s sh -ec %s"):format(q(ns), q(table.concat(cmds, "\n"))),
-    ("configuring %s in %s"):format(ifname, ns))
-  return out:match("(%x%x:%x%x:%x%x:%x%x:%x%x:%x%x)%s*$")
+-- An interface's addresses, by rtnetlink from here (no process); returns its MAC.
+local function configure(ns, ifname, addresses)
+  local what = ("configuring %s in %s"):format(ifname, ns)
+  for _, a in ipairs(addresses) do ok_or_fail(what, core.netns_addr(ns, ifname, a)) end
+  return ok_or_fail(what, core.netns_mac(ns, ifname))
 end
 
-local function route_commands(routes)
-  local cmds = {}
+-- A node's routes (after its addresses, so each gateway is reachable), by rtnetlink.
+local function add_routes(ns, routes)
   for _, r in ipairs(routes) do
-    cmds[#cmds + 1] = ("ip %sroute add %s via %s"):format((family(r.via) == 6 or r.dst:find(":")) and "-6 " or "",
-      q(r.dst), q(r.via))
+    ok_or_fail("routes", core.netns_route(ns, r.dst, r.via)) -- the message names route and namespace
   end
-  return cmds
 end
 
 local function vlan_port(v)
@@ -954,6 +941,9 @@ end
 local function ipv6_on(ns, ifname, addresses, what)
   for _, a in ipairs(addresses) do
     if a:find(":") then
+      -- no duplicate address detection (as for the addresses, added nodad): the link-local
+      -- address is usable at once, so the first neighbour solicitation is not held a second
+      ok_or_fail(what, core.netns_sysctl(ns, ("net/ipv6/conf/%s/accept_dad"):format(ifname), "0"))
       ok_or_fail(what, core.netns_sysctl(ns, ("net/ipv6/conf/%s/disable_ipv6"):format(ifname), "0"))
       break
     end
@@ -970,7 +960,8 @@ local function start_host(self, h)
   h.port = ok_or_fail(what, h.switch.sw:port(o))
   ok_or_fail(what, core.netns_sysctl(h.netns, IPV6_DEFAULT, "0"))
   ipv6_on(h.netns, "eth0", h.addresses, what)
-  h.mac = configure(h.netns, "eth0", h.addresses, route_commands(h.routes))
+  h.mac = configure(h.netns, "eth0", h.addresses)
+  add_routes(h.netns, h.routes)
 end
 
 local function start_router(self, r)
@@ -986,13 +977,10 @@ local function start_router(self, r)
   end
   ok_or_fail(what, core.netns_sysctl(r.netns, IPV6_DEFAULT, "0"))
   for _, it in ipairs(r.interfaces) do ipv6_on(r.netns, it.ifname, it.addresses, what) end
-  for i, it in ipairs(r.interfaces) do
-    local extra = i == #r.interfaces and route_commands(r.routes) or {}
-    if i == 1 then
-      table.insert(extra, 1, "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1")
-    end
-    it.mac = configure(r.netns, it.ifname, it.addresses, extra)
-  end
+  ok_or_fail(what, core.netns_sysctl(r.netns, "net/ipv4/ip_forward", "1"))
+  ok_or_fail(what, core.netns_sysctl(r.netns, "net/ipv6/conf/all/forwarding", "1"))
+  for _, it in ipairs(r.interfaces) do it.mac = configure(r.netns, it.ifname, it.addresses) end
+  add_routes(r.netns, r.routes)
 end
 
 local function start_vm(self, v)

@@ -7,6 +7,7 @@
  *    n = core.netns_kill(names)                -- SIGKILL every process inside them
  *    ok, msg = core.netns_addr(name, ifname, "10.0.0.1/24" | "fd00::1/64")
  *    mac, msg = core.netns_mac(name, ifname)
+ *    ok, msg = core.netns_route(name, "10.1.0.0/16" | "default", "10.0.0.254")
  *    ok, msg = core.netns_sysctl(name, "net/ipv6/conf/eth0/disable_ipv6", "1")
  *    n, msg = core.netns_neigh(name, ifname, "10.0.0.1/24", { ip, mac, ip, mac, ... }[, "del"])
  *                                              -- permanent neighbour entries for the
@@ -204,6 +205,34 @@ static int l_neigh(lua_State *L) {
   return 1;
 }
 
+static int l_route(lua_State *L) {
+  const char *ns = luaL_checkstring(L, 1), *dst = luaL_checkstring(L, 2);
+  const char *via = luaL_checkstring(L, 3);
+  unsigned char gw[16], net[16] = {0};
+  int family = AF_INET;
+  if (inet_pton(AF_INET, via, gw) != 1) {
+    family = AF_INET6;
+    if (inet_pton(AF_INET6, via, gw) != 1)
+      return luaL_argerror(L, 3, "a gateway address like 10.0.0.254 expected");
+  }
+  unsigned prefix = 0;
+  if (strcmp(dst, "default") != 0) {
+    int dfam;
+    if (!parse_prefix(dst, &dfam, net, &prefix) || dfam != family)
+      return luaL_argerror(
+          L, 2,
+          "\"default\" or a destination of the gateway's family with a prefix length expected");
+  }
+  int r = ls_netns_route_add(ns, family, net, prefix, gw);
+  if (r) {
+    char where[300];
+    snprintf(where, sizeof(where), "route %s via %s in %s", dst, via, ns);
+    return lsl_fail(L, r, where);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int l_sysctl(lua_State *L) {
   const char *ns = luaL_checkstring(L, 1), *key = luaL_checkstring(L, 2);
   const char *value = luaL_checkstring(L, 3);
@@ -218,9 +247,9 @@ static int l_sysctl(lua_State *L) {
 }
 
 void lsl_open_netns(lua_State *L) {
-  static const luaL_Reg fns[] = {{"netns_add", l_add},       {"netns_del", l_del},
-                                 {"netns_kill", l_kill},     {"netns_addr", l_addr},
-                                 {"netns_mac", l_mac},       {"netns_neigh", l_neigh},
-                                 {"netns_sysctl", l_sysctl}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {
+      {"netns_add", l_add},       {"netns_del", l_del},     {"netns_kill", l_kill},
+      {"netns_addr", l_addr},     {"netns_mac", l_mac},     {"netns_neigh", l_neigh},
+      {"netns_sysctl", l_sysctl}, {"netns_route", l_route}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }
