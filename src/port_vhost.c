@@ -332,7 +332,7 @@ static void used_publish(vq *q, bool event_idx, uint16_t old_used) {
   if (q->last_used == old_used) return;
   __atomic_store_n(&q->used->idx, q->last_used, __ATOMIC_RELEASE);
   if (q->call_fd < 0) return;
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  ls_vring_mb();
   bool need;
   if (event_idx) {
     uint16_t ue = __atomic_load_n(&q->avail->ring[q->num], __ATOMIC_RELAXED);
@@ -356,7 +356,7 @@ static void want_kicks(vhost_port *v, vq *q, bool want) {
     uint16_t f = want ? 0 : LS_VRING_USED_F_NO_NOTIFY;
     __atomic_store_n(&q->used->flags, f, __ATOMIC_RELAXED);
   }
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  ls_vring_mb();
 }
 
 /* Entries the guest made available beyond ours; -1 if the ring is corrupt. */
@@ -433,6 +433,17 @@ static bool tx_one(vhost_port *v, vq *q, uint16_t head) {
   return true;
 }
 
+/* The end of a read turn, or a resume: with event idx, ask for a kick at where we are
+ * now, whatever ended the turn (an empty ring, the budget, backpressure) — a guest that
+ * fills its ring after a turn that ended on its budget would otherwise never kick again;
+ * then chains already in the guest's ring, which no kick will announce, are read from
+ * the loop. */
+static void tx_rearm(vhost_port *v, ls_port *p) {
+  if (p->blocked || !p->link_up || p->closing || !q_ready(v, &v->q[TXQ])) return;
+  if (v->event_idx) want_kicks(v, &v->q[TXQ], true);
+  if (tx_pending(v)) ls_rt_rx_ready(p->rt, p);
+}
+
 /* A read turn: chains until the ring is empty, the budget or slice is spent, or
  * backpressure pauses the port. */
 static void tx_drain(vhost_port *v) {
@@ -476,8 +487,7 @@ static void tx_drain(vhost_port *v) {
   ls_rt_flush(rt);
   if (!v->conn || p->closing) return;
   if (!stop) ls_port_batch_done(p);
-  /* Chains left in the guest's ring: no kick will tell us again. */
-  if (p->blocked == 0 && p->link_up && tx_pending(v)) ls_rt_rx_ready(rt, p);
+  tx_rearm(v, p);
 }
 
 static void vhost_resume(ls_port *p) {
@@ -622,8 +632,8 @@ static void update_io(vhost_port *v) {
 static void vhost_update(ls_port *p) {
   vhost_port *v = V(p);
   update_io(v);
-  /* resumed (backpressure lifted, link up) with chains in the guest's ring */
-  if (p->blocked == 0 && p->link_up && !p->closing && tx_pending(v)) ls_rt_rx_ready(p->rt, p);
+  /* resumed (backpressure lifted, link up): kicks asked for again, chains already there read */
+  tx_rearm(v, p);
 }
 
 static void drain_eventfd(int fd) {

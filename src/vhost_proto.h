@@ -216,6 +216,20 @@ static inline uint64_t ls_vring_used_bytes(uint32_t num) {
 
 /* virtio's vring_need_event: must the other side be notified, now that the index moved
  * from old to new_idx, when it asked to be told once it passes event_idx? */
+/* A full memory barrier between our stores to a ring in shared guest memory and our next
+ * loads from it (the guest does the same with its mb()), as the virtio spec requires for
+ * notification suppression. In the instruction itself rather than atomic_thread_fence,
+ * which ThreadSanitizer builds refuse; the other side is not C code anyway. */
+static inline void ls_vring_mb(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __asm__ volatile("mfence" ::: "memory");
+#elif defined(__aarch64__)
+  __asm__ volatile("dmb ish" ::: "memory");
+#else
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+
 static inline bool ls_vring_need_event(uint16_t event_idx, uint16_t new_idx, uint16_t old) {
   return (uint16_t)(new_idx - event_idx - 1) < (uint16_t)(new_idx - old);
 }
