@@ -1073,6 +1073,15 @@ local function fill_neighbours(into, flat, mode)
   return n
 end
 
+-- A host's or router's interfaces, and those of every other node of the lab.
+local function node_and_others(self, node)
+  local others = {}
+  for _, it in ipairs(interfaces_of(self)) do
+    if it[1] ~= node.netns then others[#others + 1] = it end
+  end
+  return interfaces_of(self, { node }), others
+end
+
 local function static_neighbours(self)
   local ifaces = interfaces_of(self)
   local entries = fill_neighbours(ifaces, neighbour_list(ifaces))
@@ -1220,6 +1229,17 @@ local function close_all(objs)
   for i = #objs, 1, -1 do pcall(objs[i].close, objs[i]) end
 end
 
+-- A VM's stand-in endpoints closed, the processes started for it killed (QEMU, say).
+local function stop_vm_procs(v)
+  close_all(v.endpoints)
+  for _, p in ipairs(v.procs) do
+    os.execute(("kill -9 %d 2>/dev/null"):format(p.pid))
+    core.atexit_cancel(p.exit_id)
+    os.remove(p.log)
+  end
+  v.endpoints, v.procs = {}, {}
+end
+
 --- Remove everything the lab created: switches (and their ports and socket files),
 -- processes, namespaces and their interfaces, the socket directory. Idempotent; the lab
 -- can be started again afterwards.
@@ -1229,15 +1249,7 @@ function Lab:stop()
   local t0 = core.monotime()
   for _, sc in ipairs(self.schedules) do sc:cancel() end
   self.schedules = {}
-  for _, v in ipairs(self.vms) do
-    close_all(v.endpoints)
-    for _, p in ipairs(v.procs) do
-      os.execute(("kill -9 %d 2>/dev/null"):format(p.pid))
-      core.atexit_cancel(p.exit_id)
-      os.remove(p.log)
-    end
-    v.endpoints, v.procs = {}, {}
-  end
+  for _, v in ipairs(self.vms) do stop_vm_procs(v) end
   -- The namespaces go first: the kernel then removes their TAP devices in one batch as it
   -- frees them, where closing each TAP port first would unregister its device alone (about
   -- 20 ms each, mostly waiting); the ports see their devices go and close quietly after.
@@ -1331,13 +1343,7 @@ local function teardown(self, node)
       for _, it in ipairs(node.interfaces) do it.mac = it.declared_mac end
     end
   elseif k == "vm" then
-    close_all(node.endpoints)
-    for _, p in ipairs(node.procs) do
-      os.execute(("kill -9 %d 2>/dev/null"):format(p.pid))
-      core.atexit_cancel(p.exit_id)
-      os.remove(p.log)
-    end
-    node.endpoints, node.procs = {}, {}
+    stop_vm_procs(node)
     if node.port and not node.port.closed then pcall(node.port.close, node.port) end
     for _, f in ipairs { node.sw_path, node.vm_path, node.path } do os.remove(f) end
     node.port, node.fd = nil, nil
@@ -1388,11 +1394,7 @@ start_live = function(self, node, fname, level)
       node.ns = ok_or_fail(("%s %s"):format(k, node.name), netns.create(node.netns))
       if k == "host" then start_host(self, node) else start_router(self, node) end
       if self.static_arp then
-        local mine = interfaces_of(self, { node })
-        local others = {}
-        for _, it in ipairs(interfaces_of(self)) do
-          if it[1] ~= node.netns then others[#others + 1] = it end
-        end
+        local mine, others = node_and_others(self, node)
         fill_neighbours(mine, neighbour_list(others))
         fill_neighbours(others, neighbour_list(mine))
       end
@@ -1430,11 +1432,7 @@ local function remove(self, fname)
   end
   local live = lab.state == "running"
   if live and lab.static_arp and (self.kind == "host" or self.kind == "router") then
-    local mine = interfaces_of(lab, { self })
-    local others = {}
-    for _, it in ipairs(interfaces_of(lab)) do
-      if it[1] ~= self.netns then others[#others + 1] = it end
-    end
+    local mine, others = node_and_others(lab, self)
     pcall(fill_neighbours, others, neighbour_list(mine), "del")
   end
   teardown(lab, self)

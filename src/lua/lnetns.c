@@ -84,47 +84,6 @@ static int l_kill(lua_State *L) {
   return 1;
 }
 
-static int l_addr(lua_State *L) {
-  const char *ns = luaL_checkstring(L, 1), *ifname = luaL_checkstring(L, 2);
-  const char *text = luaL_checkstring(L, 3);
-  char ip[64];
-  unsigned prefix;
-  const char *slash = strchr(text, '/');
-  if (!slash || (size_t)(slash - text) >= sizeof(ip) || sscanf(slash + 1, "%u", &prefix) != 1)
-    return luaL_argerror(L, 3,
-                         "an address with a prefix length expected (10.0.0.1/24, fd00::1/64)");
-  memcpy(ip, text, (size_t)(slash - text));
-  ip[slash - text] = '\0';
-  unsigned char addr[16];
-  int family = AF_INET;
-  if (inet_pton(AF_INET, ip, addr) != 1) {
-    family = AF_INET6;
-    if (inet_pton(AF_INET6, ip, addr) != 1)
-      return luaL_argerror(L, 3, "an IPv4 or IPv6 address expected");
-  }
-  int r = ls_netns_addr_add(ns, ifname, family, addr, prefix);
-  if (r) {
-    char where[300];
-    snprintf(where, sizeof(where), "adding %s to %s in %s", text, ifname, ns);
-    return lsl_fail(L, r, where);
-  }
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-static int l_mac(lua_State *L) {
-  const char *ns = luaL_checkstring(L, 1), *ifname = luaL_checkstring(L, 2);
-  uint8_t mac[6];
-  int r = ls_netns_link_mac(ns, ifname, mac);
-  if (r) {
-    char where[300];
-    snprintf(where, sizeof(where), "the MAC of %s in %s", ifname, ns);
-    return lsl_fail(L, r, where);
-  }
-  lsl_push_mac(L, mac);
-  return 1;
-}
-
 /* Parse "addr/len" into family, address and prefix; false if it is not one. */
 static bool parse_prefix(const char *text, int *family, unsigned char addr[16], unsigned *prefix) {
   char ip[64];
@@ -147,6 +106,38 @@ static bool same_prefix(const unsigned char *a, const unsigned char *b, unsigned
   if (!rest) return true;
   unsigned char mask = (unsigned char)(0xff << (8 - rest));
   return (a[whole] & mask) == (b[whole] & mask);
+}
+
+static int l_addr(lua_State *L) {
+  const char *ns = luaL_checkstring(L, 1), *ifname = luaL_checkstring(L, 2);
+  const char *text = luaL_checkstring(L, 3);
+  unsigned char addr[16];
+  unsigned prefix;
+  int family;
+  if (!parse_prefix(text, &family, addr, &prefix))
+    return luaL_argerror(L, 3,
+                         "an address with a prefix length expected (10.0.0.1/24, fd00::1/64)");
+  int r = ls_netns_addr_add(ns, ifname, family, addr, prefix);
+  if (r) {
+    char where[300];
+    snprintf(where, sizeof(where), "adding %s to %s in %s", text, ifname, ns);
+    return lsl_fail(L, r, where);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_mac(lua_State *L) {
+  const char *ns = luaL_checkstring(L, 1), *ifname = luaL_checkstring(L, 2);
+  uint8_t mac[6];
+  int r = ls_netns_link_mac(ns, ifname, mac);
+  if (r) {
+    char where[300];
+    snprintf(where, sizeof(where), "the MAC of %s in %s", ifname, ns);
+    return lsl_fail(L, r, where);
+  }
+  lsl_push_mac(L, mac);
+  return 1;
 }
 
 static int l_neigh(lua_State *L) {
