@@ -132,7 +132,8 @@ describe("real QEMU guests", function()
       append = "console=ttyS0 quiet panic=-1 ls.ip=10.0.0.1/24 ls.peers= ls.deadline=5" }
     assert.matches("share=on", cmd)
     local q = vm:spawn((cmd:gsub("share=on", "share=off")))
-    local refused = luaswitch.wait_until(function() return vm.port:info().error end, 120)
+    -- the port's error text and the error event (dispatched from the event ring) both come
+    local refused = luaswitch.wait_until(function() return errors[1] and vm.port:info().error end, 120)
     assert.truthy(refused, "no error on the port; QEMU said: " .. q:output())
     assert.matches("private to QEMU.*add share=on to the guest's memory backend", refused)
     assert.equal("down", vm.port:state())
